@@ -1,0 +1,52 @@
+"""The `guard` command: a click group whose subcommands load lazily, so `guard check-prompt` never imports torch."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from guard import __version__
+from guard.cli.common import user_errors
+
+COMMANDS: dict[str, str] = {
+    "check-prompt": "guard.cli.prompt:check_prompt",
+    "demo": "guard.cli.demo:demo",
+}
+"""Subcommand name -> "module:attribute". Each module is a thin shell over a library call."""
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand runs (or help lists it)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            module, attr = COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except user_errors() as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="guard")
+def cli() -> None:
+    """Policy, detection and provenance for generated images.
+
+    Exit codes: 0 done and everything allowed/clean, 1 something was blocked or needs review,
+    2 bad input or usage.
+    """
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(cli.main(standalone_mode=True))

@@ -1,0 +1,47 @@
+"""What every subcommand shares: options, JSON output, exit codes, and the user-error types."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+EXIT_CLEAN = 0
+EXIT_FLAGGED = 1
+EXIT_BAD_INPUT = 2
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (JSON Lines for many inputs).")
+policy_option = click.option(
+    "--policy",
+    "policy_ref",
+    default=None,
+    metavar="NAME|PATH",
+    help="Bundled policy name (default, strict, dataset) or a YAML file; default from GUARD_POLICY.",
+)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean 'the user's input or setup is wrong' (exit 2, one line, no traceback)."""
+    from guard.errors import GuardError
+
+    types: list[type[BaseException]] = [GuardError]
+    for module, name in (
+        ("policies.errors", "PolicyError"),
+        ("generation.errors", "ModelLoadError"),
+    ):
+        if module in sys.modules:
+            types.append(getattr(sys.modules[module], name))
+    return tuple(types)
+
+
+def emit_json(document: Any) -> None:
+    """Print one JSON document on one line (a JSON Lines record)."""
+    click.echo(json.dumps(document, ensure_ascii=False, default=str))
+
+
+def exit_code_for(decisions: Iterable[str]) -> int:
+    """0 when every decision is `allow`, else 1 (something was blocked, blurred or sent to review)."""
+    return EXIT_CLEAN if all(d == "allow" for d in decisions) else EXIT_FLAGGED
