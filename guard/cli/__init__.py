@@ -13,6 +13,7 @@ from guard.cli.common import user_errors
 COMMANDS: dict[str, str] = {
     "check-prompt": "guard.cli.prompt:check_prompt",
     "demo": "guard.cli.demo:demo",
+    "keys": "guard.cli.keys:keys",
 }
 """Subcommand name -> "module:attribute". Each module is a thin shell over a library call."""
 
