@@ -1,0 +1,23 @@
+"""Policies: the policy schema and bundled YAML files, prompt normalisation, rule matching and decisions."""
+
+from policies.decide import Decision, decide_image, decide_prompt, most_severe
+from policies.errors import PolicyError
+from policies.loader import bundled_policies, load_policy
+from policies.normalize import normalize
+from policies.schema import SEVERITY, Category, DetectorConfig, ImageThreshold, Policy
+
+__all__ = [
+    "SEVERITY",
+    "Category",
+    "Decision",
+    "DetectorConfig",
+    "ImageThreshold",
+    "Policy",
+    "PolicyError",
+    "bundled_policies",
+    "decide_image",
+    "decide_prompt",
+    "load_policy",
+    "most_severe",
+    "normalize",
+]

@@ -1,0 +1,155 @@
+"""Decisions as data: the one function for prompts/captions and the one for image scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies.loader import compile_rules
+from policies.normalize import fold, normalize, offsets, original_span
+from policies.schema import SEVERITY, Policy
+
+UNAVAILABLE_CATEGORY = "detector_unavailable"
+
+
+@dataclass
+class Decision:
+    """What the policy says about one prompt, caption or image, and why.
+
+    `decision` is `allow`, `blur`, `review` or `block`; `categories` maps every category that fired to its
+    action; each reason has `rule`, `category`, `evidence` and, for text, `span` [start, end) into the
+    original text.
+    """
+
+    decision: str
+    reasons: list[dict[str, Any]]
+    categories: dict[str, str]
+    policy_name: str
+    policy_version: str
+    text: str | None = None
+    notes: list[str] = field(default_factory=list)
+    _normalized: str | None = field(default=None, repr=False)
+
+    @property
+    def normalized(self) -> str | None:
+        """The de-obfuscated prompt (None for image decisions); computed on first use."""
+        if self.text is None:
+            return None
+        if self._normalized is None:
+            self._normalized = normalize(self.text)
+        return self._normalized
+
+    @property
+    def allowed(self) -> bool:
+        """True when the decision is `allow`."""
+        return self.decision == "allow"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision in the documented JSON form."""
+        out: dict[str, Any] = {
+            "decision": self.decision,
+            "categories": dict(self.categories),
+            "reasons": [dict(r) for r in self.reasons],
+            "policy": {"name": self.policy_name, "version": self.policy_version},
+        }
+        if self.text is not None:
+            out["normalized"] = self.normalized
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+
+def most_severe(actions: list[str] | tuple[str, ...] | Any) -> str:
+    """The most severe of several actions (allow < blur < review < block); `allow` when there are none."""
+    return max(actions, key=SEVERITY.__getitem__, default="allow")
+
+
+def _finish(policy: Policy, reasons: list[dict[str, Any]], actions: dict[str, str], **extra: Any) -> Decision:
+    return Decision(
+        decision=most_severe(list(actions.values())),
+        reasons=reasons,
+        categories=actions,
+        policy_name=policy.name,
+        policy_version=policy.version,
+        **extra,
+    )
+
+
+def decide_prompt(policy: Policy, text: str) -> Decision:
+    """Check a prompt or caption against the policy's prompt rules.
+
+    Categories whose action is `allow` are building blocks for combinations and never appear in reasons.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"decide_prompt needs text, got {type(text).__name__}")
+    matcher = policy._matcher or compile_rules(policy)._matcher
+    folded = fold(text)
+    matches = matcher.find(folded)
+    reasons: list[dict[str, Any]] = []
+    actions: dict[str, str] = {}
+    positions = offsets(text) if matches else None
+    for match in matches:
+        action = policy.categories[match.category].action
+        if action == "allow":
+            continue
+        actions[match.category] = action
+        start, end = original_span(positions, *match.span)
+        reason: dict[str, Any] = {
+            "rule": match.rule,
+            "category": match.category,
+            "evidence": text[start:end],
+            "span": [start, end],
+        }
+        if len(match.spans) > 1:
+            parts = [original_span(positions, *s) for s in match.spans]
+            reason["evidence"] = " + ".join(text[a:b] for a, b in parts)
+            reason["spans"] = [list(p) for p in parts]
+        reasons.append(reason)
+    return _finish(policy, reasons, actions, text=text)
+
+
+def decide_image(
+    policy: Policy,
+    scores: dict[str, dict[str, float]],
+    unavailable: dict[str, str] | None = None,
+) -> Decision:
+    """Decide on one image from detector scores (detector -> label -> score).
+
+    `unavailable` maps a detector that could not run to the reason. A `required` detector that did not
+    report (unavailable or missing from `scores`) makes the decision at least `review`; an optional one
+    is only noted.
+    """
+    unavailable = dict(unavailable or {})
+    reasons: list[dict[str, Any]] = []
+    actions: dict[str, str] = {}
+    notes: list[str] = []
+    for cat_name, category in policy.categories.items():
+        for threshold in category.image:
+            score = scores.get(threshold.detector, {}).get(threshold.label)
+            if score is None or score < threshold.min_score:
+                continue
+            if category.action != "allow":
+                actions[cat_name] = most_severe([actions.get(cat_name, "allow"), category.action])
+            reasons.append(
+                {
+                    "rule": f"image:{threshold.detector}.{threshold.label}>={threshold.min_score:g}",
+                    "category": cat_name,
+                    "evidence": f"{threshold.label}={score:.3f}",
+                    "score": float(score),
+                }
+            )
+    reasons = [r for r in reasons if policy.categories[r["category"]].action != "allow"]
+    for name, config in policy.detectors.items():
+        reason = unavailable.get(name)
+        if reason is None and name not in scores:
+            reason = "no scores were reported"
+        if reason is None:
+            continue
+        if config.required:
+            actions[UNAVAILABLE_CATEGORY] = most_severe([actions.get(UNAVAILABLE_CATEGORY, "allow"), "review"])
+            reasons.append(
+                {"rule": f"detector:{name}", "category": UNAVAILABLE_CATEGORY, "evidence": f"{name}: {reason}"}
+            )
+        else:
+            notes.append(f"optional detector {name} unavailable: {reason}")
+    return _finish(policy, reasons, actions, notes=notes)

@@ -1,0 +1,168 @@
+"""The shape of a policy file: categories with prompt rules, exceptions, image thresholds and an action."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+Action = Literal["allow", "blur", "review", "block"]
+
+SEVERITY: dict[str, int] = {"allow": 0, "blur": 1, "review": 2, "block": 3}
+"""Decision severity; when several categories fire, the most severe action wins."""
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors, so a typo in a policy file is reported instead of silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _no_blank(values: list[str], what: str) -> list[str]:
+    for value in values:
+        if not value.strip():
+            raise ValueError(f"{what} must not contain an empty entry")
+    return values
+
+
+class RegexRule(_Strict):
+    """A regular expression run on the normalised (lower-case, de-obfuscated characters) prompt."""
+
+    name: str
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression ({exc})") from None
+        return pattern
+
+
+class TermGroup(_Strict):
+    """One ingredient of a combination: any of these words, or anything another category matches."""
+
+    any: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TermGroup:
+        if not self.any and not self.categories:
+            raise ValueError("needs at least one entry in 'any' or 'categories'")
+        _no_blank(self.any, "'any'")
+        return self
+
+
+class Combination(_Strict):
+    """Fires when every group matches somewhere in the same prompt (e.g. a minor term AND a sexual term)."""
+
+    name: str
+    all_of: list[TermGroup] = Field(min_length=2)
+
+
+class PromptRules(_Strict):
+    """What in a prompt triggers the category."""
+
+    terms: list[str] = Field(default_factory=list)
+    phrases: list[str] = Field(default_factory=list)
+    regexes: list[RegexRule] = Field(default_factory=list)
+    combinations: list[Combination] = Field(default_factory=list)
+    name_lists: list[str] = Field(default_factory=list)
+
+    @field_validator("terms", "phrases", "name_lists")
+    @classmethod
+    def _entries(cls, values: list[str]) -> list[str]:
+        return _no_blank(values, "the list")
+
+
+class Context(_Strict):
+    """Words anywhere in the prompt that make the category's matches innocent, unless an `unless` word is there too."""
+
+    terms: list[str] = Field(min_length=1)
+    unless: list[str] = Field(default_factory=list)
+
+
+class Exceptions(_Strict):
+    """Innocent context: phrases that cover a match (e.g. 'nude lipstick'), or prompt-wide context words."""
+
+    phrases: list[str] = Field(default_factory=list)
+    context: Context | None = None
+
+    @field_validator("phrases")
+    @classmethod
+    def _entries(cls, values: list[str]) -> list[str]:
+        return _no_blank(values, "the list")
+
+
+class ImageThreshold(_Strict):
+    """The category fires on an image when `detector` reports `label` with a score of at least `min_score`."""
+
+    detector: str
+    label: str
+    min_score: float = Field(ge=0.0)
+
+
+class Category(_Strict):
+    """One kind of harm: how to spot it in prompts and images, and what to do when it is found."""
+
+    description: str = ""
+    action: Action
+    prompt: PromptRules = Field(default_factory=PromptRules)
+    exceptions: Exceptions = Field(default_factory=Exceptions)
+    image: list[ImageThreshold] = Field(default_factory=list)
+
+
+class DetectorConfig(BaseModel):
+    """Which image detector a policy uses; every key beyond `required` is passed to the detector as is."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    required: bool = False
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The detector-specific settings (everything except `required`)."""
+        return dict(self.model_extra or {})
+
+
+class Policy(_Strict):
+    """A complete policy: its identity, the detectors it needs, and its categories."""
+
+    name: str
+    version: str
+    description: str = ""
+    detectors: dict[str, DetectorConfig] = Field(default_factory=dict)
+    negative_prompt_terms: list[str] = Field(default_factory=list)
+    categories: dict[str, Category] = Field(min_length=1)
+    _matcher: Any = PrivateAttr(default=None)
+    _source: Any = PrivateAttr(default=None)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+    def reference_problems(self) -> list[tuple[str, str]]:
+        """(field, problem) for names that point nowhere: unknown detectors or categories in combinations."""
+        problems: list[tuple[str, str]] = []
+        for cat_name, category in self.categories.items():
+            for i, threshold in enumerate(category.image):
+                if threshold.detector not in self.detectors:
+                    problems.append(
+                        (
+                            f"categories.{cat_name}.image.{i}.detector",
+                            f"detector {threshold.detector!r} is not in the 'detectors' section",
+                        )
+                    )
+            for c, combo in enumerate(category.prompt.combinations):
+                for g, group in enumerate(combo.all_of):
+                    where = f"categories.{cat_name}.prompt.combinations.{c}.all_of.{g}.categories"
+                    for other in group.categories:
+                        if other not in self.categories:
+                            problems.append((where, f"unknown category {other!r}"))
+                        elif other == cat_name:
+                            problems.append((where, "a category cannot combine with itself"))
+        return problems

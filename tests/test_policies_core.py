@@ -1,0 +1,216 @@
+"""Policies: loading, validation errors, prompt and image decisions on the bundled policies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from policies import PolicyError, decide_image, decide_prompt, load_policy, most_severe
+from policies.loader import DATA_DIR
+
+
+@pytest.fixture(scope="module")
+def default():
+    return load_policy("default")
+
+
+def test_bundled_policies_load():
+    for name in ("default", "strict", "dataset"):
+        policy = load_policy(name)
+        assert policy.name == name
+        assert policy.detectors["nudenet"].required
+        assert policy.negative_prompt_terms
+
+
+def test_none_reads_guard_policy_env(monkeypatch):
+    monkeypatch.setenv("GUARD_POLICY", "strict")
+    assert load_policy().name == "strict"
+    monkeypatch.delenv("GUARD_POLICY")
+    assert load_policy().name == "default"
+
+
+def test_detector_config_keeps_open_options(default):
+    clip = default.detectors["clip_concepts"]
+    assert clip.required is False
+    assert clip.options["model"] == "ViT-L-14"
+    assert "gore" in clip.options["concepts"]
+
+
+def test_severity_order():
+    assert most_severe(["allow", "blur"]) == "blur"
+    assert most_severe(["review", "blur"]) == "review"
+    assert most_severe(["review", "block", "allow"]) == "block"
+    assert most_severe([]) == "allow"
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("a nude woman on a beach", "sexual"),
+        ("n.u.d.e beach", "sexual"),
+        ("nuuuuude", "sexual"),
+        ("Ｎｕｄｅ", "sexual"),
+        ("ѕех scene", "sexual"),
+        ("s3x", "sexual"),
+        ("p0rn", "sexual"),
+        ("n\u200bu\u200bd\u200be", "sexual"),
+        ("swastika flag", "hate"),
+        ("graphic gore, severed head", "gore"),
+        ("slit wrists", "self_harm"),
+        ("a 12 year old girl in a bikini", "minors"),
+        ("sexy teen", "minors"),
+    ],
+)
+def test_blocked_prompts(default, text, category):
+    decision = decide_prompt(default, text)
+    assert decision.decision == "block"
+    assert category in decision.categories
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Scunthorpe town centre at dusk",
+        "a train station in Penistone",
+        "a cocktail party on a rooftop",
+        "a therapist office with plants",
+        "an antique brass sextant",
+        "nude lipstick and nude heels, fashion editorial",
+        "grilled chicken breast with herbs",
+        "pink ribbon for breast cancer awareness",
+        "a s s e s s the class in Essex",
+        "a bookkeeper in Middlesex",
+        "a child flying a kite in the park",
+        "a cartoon of Joe Biden eating ice cream",
+    ],
+)
+def test_innocent_prompts(default, text):
+    decision = decide_prompt(default, text)
+    assert decision.decision == "allow", decision.reasons
+
+
+def test_reason_spans_point_into_original_text(default):
+    text = "Ａ portrait, ｎ.ｕ.ｄ.ｅ, café"
+    decision = decide_prompt(default, text)
+    (reason,) = decision.reasons
+    start, end = reason["span"]
+    assert text[start:end] == reason["evidence"] == "ｎ.ｕ.ｄ.ｅ"
+    assert reason["rule"] == "term:nude"
+    assert reason["category"] == "sexual"
+
+
+def test_prompt_decision_dict(default):
+    out = decide_prompt(default, "photo of Joe Biden at a rally").to_dict()
+    assert out["decision"] == "review"
+    assert out["categories"] == {"public_figures": "review"}
+    assert out["policy"] == {"name": "default", "version": default.version}
+    assert out["normalized"] == "photo of joe biden at a rally"
+    assert [r["evidence"] for r in out["reasons"]] == ["Joe Biden"]
+
+
+def test_public_figures_strict_and_dataset():
+    strict, dataset = load_policy("strict"), load_policy("dataset")
+    assert decide_prompt(strict, "photo of Joe Biden").decision == "block"
+    assert decide_prompt(strict, "a cartoon of Joe Biden").decision == "review"
+    assert decide_prompt(dataset, "a cartoon of Joe Biden").decision == "review"
+
+
+def test_image_thresholds(default):
+    decision = decide_image(default, {"nudenet": {"explicit_nudity": 0.7, "suggestive": 0.9}})
+    assert decision.decision == "block"
+    assert decision.categories == {"sexual": "block", "suggestive": "blur"}
+    blur = decide_image(default, {"nudenet": {"explicit_nudity": 0.1, "suggestive": 0.65}})
+    assert blur.decision == "blur"
+    clean = decide_image(default, {"nudenet": {"explicit_nudity": 0.1, "suggestive": 0.1}})
+    assert clean.decision == "allow"
+    assert clean.to_dict()["reasons"] == []
+    assert "normalized" not in clean.to_dict()
+
+
+def test_required_detector_unavailable_means_review(default):
+    decision = decide_image(default, {}, {"nudenet": "model file missing"})
+    assert decision.decision == "review"
+    assert decision.reasons[0]["category"] == "detector_unavailable"
+    assert "model file missing" in decision.reasons[0]["evidence"]
+
+
+def test_optional_detector_unavailable_is_only_noted(default):
+    decision = decide_image(default, {"nudenet": {"explicit_nudity": 0.0}}, {"clip_concepts": "no weights"})
+    assert decision.decision == "allow"
+    assert any("clip_concepts" in note for note in decision.to_dict()["notes"])
+
+
+def _write(tmp_path: Path, data) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def _minimal() -> dict:
+    return {
+        "name": "mine",
+        "version": 1,
+        "detectors": {"nudenet": {"required": True}},
+        "categories": {"bad": {"action": "block", "prompt": {"terms": ["badword"]}}},
+    }
+
+
+def test_user_policy_by_path(tmp_path):
+    policy = load_policy(_write(tmp_path, _minimal()))
+    assert policy.version == "1"
+    assert decide_prompt(policy, "a b.a.d.w.o.r.d here").decision == "block"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "problem"),
+    [
+        (lambda d: d["categories"]["bad"].update(action="nuke"), "categories.bad.action", "'block'"),
+        (lambda d: d["categories"]["bad"].update(acton="block"), "categories.bad.acton", "unknown field"),
+        (lambda d: d.pop("name"), "name", "required field is missing"),
+        (
+            lambda d: d["categories"]["bad"].update(image=[{"detector": "nope", "label": "x", "min_score": 0.5}]),
+            "categories.bad.image.0.detector",
+            "'nope'",
+        ),
+        (
+            lambda d: d["categories"]["bad"]["prompt"].update(regexes=[{"name": "r", "pattern": "(unclosed"}]),
+            "categories.bad.prompt.regexes.0.pattern",
+            "not a valid regular expression",
+        ),
+    ],
+)
+def test_malformed_policy_names_file_and_field(tmp_path, mutate, field, problem):
+    data = _minimal()
+    mutate(data)
+    path = _write(tmp_path, data)
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message
+    assert f"field {field}" in message
+    assert problem in message
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    path = _write(tmp_path, "name: [unclosed\n")
+    with pytest.raises(PolicyError, match="invalid YAML"):
+        load_policy(path)
+    with pytest.raises(PolicyError, match="neither a bundled policy"):
+        load_policy(tmp_path / "missing.yaml")
+
+
+def test_extends_a_bundled_policy(tmp_path):
+    path = _write(tmp_path, {"extends": "default", "name": "mine", "categories": {"gore": {"action": "review"}}})
+    policy = load_policy(path)
+    assert policy.name == "mine"
+    assert decide_prompt(policy, "graphic gore").decision == "review"
+    assert decide_prompt(policy, "a nude").decision == "block"
+
+
+def test_bundled_yaml_is_documented():
+    for name in ("default", "strict", "dataset", "public_figures"):
+        text = (DATA_DIR / f"{name}.yaml").read_text()
+        assert text.startswith("#"), f"{name}.yaml should open with a comment for the people editing it"
