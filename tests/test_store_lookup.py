@@ -70,7 +70,7 @@ def test_found_by_fingerprint_after_jpeg_reencoding_and_metadata_stripping(store
         copy = _reencode(photos[name].resize((photos[name].width * 3 // 4, photos[name].height * 3 // 4)), 70)
         matches = store.find_by_fingerprint(copy)
         assert [record.manifest_id for record, _ in matches] == [f"urn:c2pa:test-{n}"], name
-        assert matches[0][1] <= 7
+        assert matches[0][1] <= 14
 
 
 def test_colour_edits_still_match(store, photos):
@@ -93,10 +93,10 @@ def test_wide_search_scans_and_agrees_with_the_banded_index(store, photos):
     for n, name in enumerate(PHOTOS):
         store.add(_record(photos[name], n))
     query = _reencode(photos["earth_apollo17.jpg"], 60)
-    banded = store.find_by_fingerprint(query, max_distance=7)
-    scanned = store.find_by_fingerprint(query, max_distance=12)
+    banded = store.find_by_fingerprint(query, max_distance=15)
+    scanned = store.find_by_fingerprint(query, max_distance=24)
     assert banded[0][0].manifest_id == scanned[0][0].manifest_id == "urn:c2pa:test-1"
-    everything = store.find_by_fingerprint(query, max_distance=64)
+    everything = store.find_by_fingerprint(query, max_distance=128)
     assert len(everything) == len(PHOTOS)
     assert [d for _, d in everything] == sorted(d for _, d in everything)
 

@@ -1,10 +1,11 @@
 """The manifest store: every protected image's manifest, watermark payload and fingerprints, in SQL.
 
 SQLite by default (`<GUARD_HOME>/manifests.db`, WAL mode), any SQLAlchemy URL through `GUARD_STORE_URL`
-(e.g. `postgresql+psycopg://user@host/guard`). Only portable SQL is used: the fingerprint look-up is a
-banded index (each 64-bit hash cut into eight 8-bit bands; a record whose two hashes are both within
-7 bits of the query shares at least one band with it, by the pigeonhole principle) followed by an exact
-Hamming check in Python. Wider searches scan every row.
+(e.g. `postgresql+psycopg://user@host/guard`). Only portable SQL is used. Fingerprint distance is the
+sum of the Hamming distances of the two 64-bit hashes (`phash` + `colorhash`, 0-128), so one hash that
+wobbles on a smooth picture is carried by the other. The look-up is a banded index (each hash cut into
+eight 8-bit bands, 16 bands in all: a record within 15 bits of the query shares at least one band with
+it, by the pigeonhole principle) followed by an exact check in Python; wider searches scan every row.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from guard.errors import ConfigError, GuardError
 from guard.provenance.fingerprint import KINDS, fingerprints, hamming
 
 ENV_STORE_URL = "GUARD_STORE_URL"
-DEFAULT_MAX_DISTANCE = 7
-"""Default Hamming threshold per hash: JPEG re-encoding moves our hashes by 0-6 bits, unrelated pictures 20+."""
+DEFAULT_MAX_DISTANCE = 14
+"""Default threshold on the summed distance: JPEG re-encoding moves it by 0-12 bits, unrelated pictures 40+."""
 BANDS_PER_HASH = 8
-_BANDED_MAX_DISTANCE = len(KINDS) * BANDS_PER_HASH // 2 - 1
+_BANDED_MAX_DISTANCE = len(KINDS) * BANDS_PER_HASH - 1
 _SCAN_CHUNK = 5000
 
 metadata = sa.MetaData()
@@ -204,15 +205,15 @@ class ManifestStore:
     def find_by_fingerprint(
         self, image: Image.Image | dict[str, int], max_distance: int = DEFAULT_MAX_DISTANCE
     ) -> list[tuple[ManifestRecord, int]]:
-        """Records whose `phash` and `colorhash` are both within `max_distance` bits of the image's.
+        """Records whose fingerprints are within `max_distance` bits of the image's (summed over both hashes).
 
-        Returns (record, distance) pairs, nearest first; the distance is the larger of the two.
+        Returns (record, distance) pairs, nearest first.
         """
         query = image if isinstance(image, dict) else fingerprints(image)
         matches = []
         for row in self._candidates(query, max_distance):
             found = {"phash": _unsigned(row.phash), "colorhash": _unsigned(row.colorhash)}
-            distance = max(hamming(query[k], found[k]) for k in KINDS)
+            distance = sum(hamming(query[k], found[k]) for k in KINDS)
             if distance <= max_distance:
                 matches.append((_record(row), distance))
         matches.sort(key=lambda pair: (pair[1], pair[0].created))

@@ -1,0 +1,336 @@
+"""Protect an image: invisible watermark, signed C2PA manifest, record in the manifest store, atomic file.
+
+Order of operations, chosen so that a crash never leaves a published file without its record:
+
+1. watermark the pixels, encode, sign — all in memory, nothing written yet;
+2. write the signed bytes to a temporary file beside the output (fsynced);
+3. insert the store record and commit;
+4. rename the temporary file over the output.
+
+A crash before 3 leaves no record and no output (at most a hidden `.tmp` file); a crash between 3 and 4
+leaves a record whose file never appeared — harmless, its payload is simply never seen — but never an
+image in the world that the store cannot resolve. If the rename itself fails, the record is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from guard.errors import GuardError
+from guard.files import atomic_path
+from guard.images import load_image
+from guard.provenance.credentials import SIGNABLE_MIME, c2pa_context, make_signer, read_manifest, sign_asset
+from guard.provenance.keys import SigningIdentity
+from guard.provenance.manifest import PARENT_LABEL, build_manifest
+from guard.provenance.store import ManifestRecord, ManifestStore
+
+OUTPUT_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".avif": "AVIF",
+    ".heic": "HEIF",
+    ".heif": "HEIF",
+}
+"""Output suffix -> Pillow format: the containers c2pa embeds a manifest in and Pillow writes."""
+
+_ENCODE_OPTIONS: dict[str, dict[str, Any]] = {
+    "JPEG": {"quality": 95},
+    "WEBP": {"quality": 95, "method": 4},
+    "AVIF": {"quality": 90},
+    "HEIF": {"quality": 90},
+    "TIFF": {"compression": "tiff_deflate"},
+    "PNG": {"compress_level": 6},
+}
+
+
+@dataclass
+class ProtectResult:
+    """What `protect_*` produced."""
+
+    output: Path
+    manifest_id: str
+    scheme: str
+    payload: bytes
+    mime: str
+    has_parent: bool
+    record: ManifestRecord = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": str(self.output),
+            "manifest_id": self.manifest_id,
+            "watermark": {"scheme": self.scheme, "payload": self.payload.hex()},
+            "mime": self.mime,
+            "parent_ingredient": self.has_parent,
+            "signer": self.record.signer,
+        }
+
+
+@dataclass
+class Protector:
+    """A signing identity, a c2pa signer, a store and a watermark scheme, set up once for many images."""
+
+    identity: SigningIdentity
+    store: ManifestStore
+    scheme: Any
+    """A `guard.provenance.watermark.WatermarkScheme` (name, payload_bytes, embed)."""
+
+    def __post_init__(self) -> None:
+        self._signer = make_signer(self.identity)
+        self._context = c2pa_context(signing=True)
+
+    @classmethod
+    def default(
+        cls,
+        *,
+        identity: SigningIdentity | None = None,
+        store: ManifestStore | None = None,
+        scheme: Any = None,
+    ) -> Protector:
+        """The local identity (or GUARD_SIGN_*), the default store and the default watermark scheme."""
+        if scheme is None:
+            from guard.provenance.watermark import get_scheme
+
+            scheme = get_scheme()
+        return cls(identity=identity or SigningIdentity.load(), store=store or ManifestStore.open(), scheme=scheme)
+
+    def protect(
+        self,
+        image: Image.Image,
+        output_path: str | Path,
+        *,
+        source_type: str = "trainedAlgorithmicMedia",
+        generator: dict[str, Any] | None = None,
+        prompt: str | None = None,
+        include_prompt: bool = False,
+        policy_decision: dict[str, Any] | None = None,
+        training_mining: str | None = "notAllowed",
+        ingredient: tuple[bytes, str, str, str] | None = None,
+    ) -> ProtectResult:
+        """Watermark, sign, record and write one image. `ingredient` is (bytes, MIME, title, relationship)."""
+        output = Path(output_path)
+        fmt = output_format(output)
+        mime = SIGNABLE_MIME[fmt]
+        payload = self.store.new_payload(self.scheme.payload_bytes)
+        marked = self.scheme.embed(image.convert("RGB"), payload)
+        encoded = encode(marked, fmt)
+        manifest_id = f"urn:c2pa:{uuid.uuid4()}"
+        definition = build_manifest(
+            title=output.name,
+            source_type=source_type,
+            watermark_scheme=self.scheme.name,
+            payload=payload,
+            generator=generator,
+            prompt=prompt,
+            include_prompt=include_prompt,
+            policy_decision=policy_decision,
+            training_mining=training_mining,
+            has_parent=ingredient is not None and ingredient[3] == "parentOf",
+            input_ingredient=ingredient is not None and ingredient[3] == "inputTo",
+        )
+        definition["label"] = manifest_id
+        c2pa_ingredient = None
+        if ingredient is not None:
+            data, ingredient_mime, title, relationship = ingredient
+            spec = {"title": title, "relationship": relationship}
+            if relationship == "parentOf":
+                spec["label"] = PARENT_LABEL
+            c2pa_ingredient = (spec, data, ingredient_mime)
+        signed, manifest_store = sign_asset(
+            definition,
+            encoded,
+            mime,
+            self._signer,
+            ingredient=c2pa_ingredient,
+            context=self._context,
+            identity=self.identity,
+        )
+        from guard.provenance.fingerprint import fingerprints
+
+        record = ManifestRecord(
+            manifest_id=manifest_id,
+            payload=payload,
+            manifest_store=manifest_store,
+            mime=mime,
+            fingerprints=fingerprints(marked),
+            signer=self.identity.subject,
+            scheme=self.scheme.name,
+            asset_sha256=hashlib.sha256(signed).hexdigest(),
+        )
+        write_and_record(signed, output, record, self.store)
+        return ProtectResult(
+            output=output,
+            manifest_id=manifest_id,
+            scheme=self.scheme.name,
+            payload=payload,
+            mime=mime,
+            has_parent=ingredient is not None and ingredient[3] == "parentOf",
+            record=record,
+        )
+
+    def protect_file(
+        self,
+        input_path: str | Path,
+        output_path: str | Path | None = None,
+        *,
+        in_place: bool = False,
+        source_type: str = "trainedAlgorithmicMedia",
+        init_image: str | Path | None = None,
+        **options: Any,
+    ) -> ProtectResult:
+        """Protect an existing file.
+
+        An input that carries Content Credentials, or any input with `source_type="edit"` (an existing
+        photo), becomes the `parentOf` ingredient, so its history is kept; a plain generated file is signed
+        as created, with `init_image` (image-to-image) as an `inputTo` ingredient.
+        """
+        source = Path(input_path)
+        output = resolve_output(source, output_path, in_place)
+        data = _read(source)
+        image = load_image(data)
+        ingredient = None
+        if read_manifest(data).present or source_type == "edit":
+            if init_image is not None:
+                raise GuardError(
+                    f"{source.name} already has a history (or is an edit); an init image cannot be added to it."
+                )
+            ingredient = (data, _mime_of(data, source), source.name, "parentOf")
+        elif init_image is not None:
+            init = Path(init_image)
+            init_data = _read(init)
+            ingredient = (init_data, _mime_of(init_data, init), init.name, "inputTo")
+        return self.protect(image, output, source_type=source_type, ingredient=ingredient, **options)
+
+
+def protect_image(
+    image: Image.Image,
+    output_path: str | Path,
+    *,
+    source_type: str = "trainedAlgorithmicMedia",
+    generator: dict[str, Any] | None = None,
+    prompt: str | None = None,
+    include_prompt: bool = False,
+    policy_decision: dict[str, Any] | None = None,
+    parent_path: str | Path | None = None,
+    training_mining: str | None = "notAllowed",
+    protector: Protector | None = None,
+) -> ProtectResult:
+    """Protect a generated image. `parent_path` (e.g. an image-to-image init image) is recorded as an
+    `inputTo` ingredient; with `source_type="edit"` it is the `parentOf` ingredient instead."""
+    protector = protector or Protector.default()
+    ingredient = None
+    if parent_path is not None:
+        parent = Path(parent_path)
+        data = _read(parent)
+        relationship = "parentOf" if source_type == "edit" else "inputTo"
+        ingredient = (data, _mime_of(data, parent), parent.name, relationship)
+    return protector.protect(
+        image,
+        output_path,
+        source_type=source_type,
+        generator=generator,
+        prompt=prompt,
+        include_prompt=include_prompt,
+        policy_decision=policy_decision,
+        training_mining=training_mining,
+        ingredient=ingredient,
+    )
+
+
+def protect_file(
+    input_path: str | Path,
+    output_path: str | Path | None = None,
+    *,
+    in_place: bool = False,
+    protector: Protector | None = None,
+    **options: Any,
+) -> ProtectResult:
+    """Protect an existing image file into `output_path` (or over itself with `in_place=True`)."""
+    protector = protector or Protector.default()
+    return protector.protect_file(input_path, output_path, in_place=in_place, **options)
+
+
+def output_format(path: Path) -> str:
+    """The Pillow format we write for an output path, or a one-line error naming the supported suffixes."""
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        supported = ", ".join(sorted(OUTPUT_FORMATS))
+        raise GuardError(
+            f"Cannot write Content Credentials into {path.name!r}: the output must end in one of {supported}."
+        )
+    return fmt
+
+
+def resolve_output(source: Path, output_path: str | Path | None, in_place: bool) -> Path:
+    """The output path; the input is only ever replaced when `in_place` is asked for."""
+    if in_place:
+        if output_path is not None and Path(output_path).resolve() != source.resolve():
+            raise GuardError("Give either an output path or --in-place, not both.")
+        return source
+    if output_path is None:
+        raise GuardError("Give an output path (-o OUT), or --in-place to replace the input.")
+    output = Path(output_path)
+    if output.resolve() == source.resolve():
+        raise GuardError(f"The output {output} is the input; use --in-place to replace it.")
+    return output
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    """Encode an RGB image in a format we sign."""
+    if fmt == "HEIF":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, fmt, **_ENCODE_OPTIONS.get(fmt, {}))
+    except (KeyError, OSError) as exc:
+        raise GuardError(f"This installation cannot encode {fmt} images: {exc}.") from None
+    return buffer.getvalue()
+
+
+def write_and_record(data: bytes, output: Path, record: ManifestRecord, store: ManifestStore) -> None:
+    """Write the file atomically and commit its record, in the order the module docstring explains."""
+    committed = False
+    try:
+        with atomic_path(output) as tmp:
+            tmp.write_bytes(data)
+            store.add(record)
+            committed = True
+    except BaseException:
+        if committed:
+            store.remove(record.manifest_id)
+        raise
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise GuardError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+
+
+def _mime_of(data: bytes, path: Path) -> str:
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            fmt = probe.format
+    except Exception:
+        fmt = None
+    if fmt in SIGNABLE_MIME:
+        return SIGNABLE_MIME[fmt]
+    if fmt == "MPO":
+        return "image/jpeg"
+    if fmt == "GIF":
+        return "image/gif"
+    raise GuardError(f"{path.name}: c2pa cannot take this format as an ingredient ({fmt or 'unknown'}).")

@@ -1,0 +1,176 @@
+"""`guard protect`: watermark + signed manifest + store record, end to end, through the library and the CLI."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from guard.errors import GuardError
+from guard.protect import Protector, protect_image
+from guard.provenance.credentials import TrustConfig, read_manifest
+from guard.provenance.keys import SigningIdentity, init_identity
+from guard.provenance.manifest import IPTC
+from guard.provenance.store import ManifestStore
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FORMATS = SHARED / "fixtures" / "formats"
+
+
+def _scheme():
+    try:
+        from guard.provenance.watermark import get_scheme
+    except ModuleNotFoundError:
+        return _InterimDwtDctSvd()
+    return get_scheme()
+
+
+class _InterimDwtDctSvd:
+    """invisible-watermark's dwtDctSvd behind the watermark interface, until guard.provenance.watermark lands."""
+
+    name = "dwtDctSvd"
+    payload_bytes = 6
+
+    def embed(self, image, payload):
+        from imwatermark import WatermarkEncoder
+
+        encoder = WatermarkEncoder()
+        encoder.set_watermark("bytes", payload)
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        return Image.fromarray(np.ascontiguousarray(encoder.encode(bgr, "dwtDctSvd")[:, :, ::-1]))
+
+    def decode(self, image):
+        from imwatermark import WatermarkDecoder
+
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        payload = WatermarkDecoder("bytes", 48).decode(bgr, "dwtDctSvd")
+        return type("Result", (), {"payload": payload})()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    init_identity(home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def trust(home):
+    return TrustConfig(anchors=(home / "keys" / "ca.pem",))
+
+
+@pytest.fixture()
+def protector(home, tmp_path):
+    with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        yield Protector(identity=SigningIdentity.load(home), store=store, scheme=_scheme())
+
+
+@pytest.fixture(scope="module")
+def generated():
+    """A smooth synthetic 512x512 picture standing in for a model output."""
+    y, x = np.mgrid[0:512, 0:512] / 512.0
+    pixels = np.stack([128 + 100 * np.sin(6 * x), 128 + 90 * np.cos(5 * y), 128 + 80 * np.sin(4 * (x + y))], axis=-1)
+    return Image.fromarray(pixels.astype("uint8"))
+
+
+def test_protected_image_is_trusted_ai_made_watermarked_and_recorded(protector, generated, trust, tmp_path):
+    result = protect_image(
+        generated,
+        tmp_path / "out.jpg",
+        generator={"model": "stabilityai/sd-turbo", "seed": 1},
+        prompt="a red bicycle",
+        policy_decision={"decision": "allow", "policy": {"name": "default", "version": "1"}},
+        protector=protector,
+    )
+    data = result.output.read_bytes()
+    reading = read_manifest(data, trust=trust)
+    assert reading.state == "Trusted"
+    assert reading.manifest_id == result.manifest_id
+    assert reading.digital_source_types == [IPTC + "trainedAlgorithmicMedia"]
+    assert reading.assertion("c2pa.soft-binding")["blocks"][0]["value"] == result.payload.hex()
+    assert read_manifest(data).state == "Valid"
+    decoded = protector.scheme.decode(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert decoded.payload == result.payload
+    record = protector.store.find_by_payload(result.payload)
+    assert record.manifest_id == result.manifest_id
+    assert record.mime == "image/jpeg"
+    assert result.to_dict()["watermark"] == {"scheme": protector.scheme.name, "payload": result.payload.hex()}
+
+
+def test_found_in_store_after_metadata_is_stripped_and_reencoded(protector, generated, tmp_path):
+    result = protect_image(generated, tmp_path / "out.png", protector=protector)
+    stripped = io.BytesIO()
+    Image.open(result.output).convert("RGB").save(stripped, "JPEG", quality=80)
+    assert read_manifest(stripped.getvalue()).present is False
+    matches = protector.store.find_by_fingerprint(Image.open(io.BytesIO(stripped.getvalue())))
+    assert [record.manifest_id for record, _ in matches] == [result.manifest_id]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_other_output_formats(protector, generated, trust, tmp_path, suffix):
+    result = protect_image(generated, tmp_path / f"out{suffix}", protector=protector)
+    assert read_manifest(result.output, trust=trust).state == "Trusted"
+
+
+def test_reprotecting_a_signed_image_keeps_it_as_parent(protector, generated, trust, tmp_path):
+    first = protect_image(generated, tmp_path / "first.jpg", protector=protector)
+    second = protector.protect_file(first.output, tmp_path / "second.jpg")
+    reading = read_manifest(second.output, trust=trust)
+    assert reading.state == "Trusted"
+    assert second.has_parent
+    (parent,) = reading.ingredients
+    assert parent["relationship"] == "parentOf"
+    assert parent["active_manifest"] == first.manifest_id
+    assert first.manifest_id in reading.store["manifests"]
+    assert second.payload != first.payload
+    assert protector.store.count() == 2
+
+
+def test_existing_photo_is_an_edit_with_the_photo_as_parent(protector, trust, tmp_path):
+    result = protector.protect_file(FORMATS / "P1000827.jpg", tmp_path / "photo.jpg", source_type="edit")
+    reading = read_manifest(result.output, trust=trust)
+    assert reading.state == "Trusted"
+    assert reading.digital_source_types == []
+    actions = [a["action"] for a in reading.assertion("c2pa.actions.v2")["actions"]]
+    assert actions == ["c2pa.opened", "c2pa.watermarked.bound"]
+    assert reading.ingredients[0]["title"] == "P1000827.jpg"
+
+
+def test_image_to_image_records_the_init_image_as_input(protector, generated, trust, tmp_path):
+    result = protect_image(
+        generated,
+        tmp_path / "i2i.jpg",
+        source_type="compositeWithTrainedAlgorithmicMedia",
+        parent_path=FORMATS / "earth_apollo17.jpg",
+        protector=protector,
+    )
+    reading = read_manifest(result.output, trust=trust)
+    assert reading.state == "Trusted"
+    assert reading.digital_source_types == [IPTC + "compositeWithTrainedAlgorithmicMedia"]
+    assert reading.ingredients[0]["relationship"] == "inputTo"
+
+
+def test_input_is_never_overwritten_unless_in_place(protector, tmp_path):
+    source = tmp_path / "in.jpg"
+    shutil.copy(FORMATS / "earth_apollo17.jpg", source)
+    before = source.read_bytes()
+    with pytest.raises(GuardError, match="--in-place"):
+        protector.protect_file(source, source)
+    with pytest.raises(GuardError, match="output path"):
+        protector.protect_file(source)
+    assert source.read_bytes() == before
+    result = protector.protect_file(source, in_place=True)
+    assert result.output == source
+    assert read_manifest(source).state == "Valid"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jpg", "store.db", "store.db-shm", "store.db-wal"]
+
+
+def test_unsupported_output_format_is_refused_before_anything_is_written(protector, generated, tmp_path):
+    with pytest.raises(GuardError, match="must end in one of"):
+        protect_image(generated, tmp_path / "out.bmp", protector=protector)
+    assert protector.store.count() == 0
+    assert not (tmp_path / "out.bmp").exists()
