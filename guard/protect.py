@@ -200,7 +200,13 @@ class Protector:
         data = _read(source)
         image = load_image(data)
         ingredient = None
-        if read_manifest(data).present or source_type == "edit":
+        reading = read_manifest(data)
+        if reading.present and reading.store is None and reading.remote_url is None:
+            raise GuardError(
+                f"{source.name} carries Content Credentials that c2pa cannot carry forward ({reading.error}); "
+                "protect a copy without them if you accept losing that history."
+            )
+        if reading.present or source_type == "edit":
             if init_image is not None:
                 raise GuardError(
                     f"{source.name} already has a history (or is an edit); an init image cannot be added to it."

@@ -174,3 +174,16 @@ def test_unsupported_output_format_is_refused_before_anything_is_written(protect
         protect_image(generated, tmp_path / "out.bmp", protector=protector)
     assert protector.store.count() == 0
     assert not (tmp_path / "out.bmp").exists()
+
+
+def test_input_whose_history_cannot_be_kept_is_refused_in_one_line(protector, tmp_path):
+    with pytest.raises(GuardError, match="pre-release"):
+        protector.protect_file(FORMATS / "prerelease.jpg", tmp_path / "out.jpg")
+    assert protector.store.count() == 0
+
+
+def test_remote_manifest_input_keeps_its_reference_as_parent(protector, trust, tmp_path):
+    result = protector.protect_file(SHARED / "fixtures" / "c2pa" / "cloud.jpg", tmp_path / "out.jpg")
+    reading = read_manifest(result.output, trust=trust)
+    assert reading.state == "Trusted"
+    assert result.has_parent and reading.ingredients[0]["title"] == "cloud.jpg"
