@@ -27,6 +27,7 @@ from guard.errors import GuardError
 from guard.files import atomic_path
 from guard.images import load_image
 from guard.provenance.credentials import SIGNABLE_MIME, c2pa_context, make_signer, read_manifest, sign_asset
+from guard.provenance.fingerprint import fingerprints
 from guard.provenance.keys import SigningIdentity
 from guard.provenance.manifest import PARENT_LABEL, build_manifest
 from guard.provenance.store import ManifestRecord, ManifestStore
@@ -156,8 +157,6 @@ class Protector:
             context=self._context,
             identity=self.identity,
         )
-        from guard.provenance.fingerprint import fingerprints
-
         record = ManifestRecord(
             manifest_id=manifest_id,
             payload=payload,
