@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from policies.normalize import SPACED_RUN, fold
 from policies.schema import Policy
@@ -26,40 +27,32 @@ _KEY_LEET = {"4": "a", "@": "a", "8": "b", "3": "e", "9": "g", "6": "g", "1": "i
              "0": "o", "5": "s", "$": "s", "7": "t", "+": "t", "2": "z"}  # fmt: skip
 _ANY_SEP = r"[\W_]+"
 _PART_JOIN = r"[\W_]*"
+_SECONDARY = frozenset({"exception", "context", "unless"})
 _BEFORE = r"(?<![^\W_])"
 _AFTER = r"(?![^\W_]|[@$!|]+[^\W_])"
 _WORD_CHARS = r"(?:[^\W_]|[@$!|])*"
 _REPEATS = re.compile(r"(.)\1+")
+_FIRST = itemgetter(1)  # C-level replacement callable: faster than the template r"\1"
 
 
 class _KeyTable(dict):
     """`str.translate` table from folded text to the key view: leetspeak to letters, punctuation to spaces."""
 
-    def __init__(self, keep_bang: bool) -> None:
-        super().__init__()
-        self._keep_bang = keep_bang
-
     def __missing__(self, code: int) -> str:
         char = chr(code)
-        if char in "!|" and not self._keep_bang:
-            result = " "
-        elif char in _KEY_LEET:
-            result = _KEY_LEET[char]
-        elif char.isalnum():
-            result = char
-        else:
-            result = " "
+        result = _KEY_LEET.get(char) or (char if char.isalnum() else " ")
         self[code] = result
         return result
 
 
-_KEYS = _KeyTable(keep_bang=True)
-_KEYS_NO_BANG = _KeyTable(keep_bang=False)
+_KEYS = _KeyTable()
+_EDGE_BANGS = re.compile(r"[!|]+(?![\w@$!|])")
+"""'!' and '|' ending a word may be punctuation ("nude!") or leetspeak ("materia|"): both readings are tried."""
 
 
 def key_of(folded: str) -> str:
     """The lookup key of an already folded word: leetspeak mapped, repeated letters collapsed."""
-    return _REPEATS.sub(r"\1", folded.translate(_KEYS)).replace(" ", "")
+    return _REPEATS.sub(_FIRST, folded.translate(_KEYS)).replace(" ", "")
 
 
 def _part_regex(part: str) -> str:
@@ -81,13 +74,15 @@ class Entry:
     text: str
     keys: set[str]
     regex: re.Pattern[str]
-    bare: re.Pattern[str] | None
     wildcard: str | None = None  # "prefix", "suffix" or "infix" for entries written with '*'
     wild_key: str = ""
 
 
-def compile_entry(text: str) -> Entry:
-    """Compile a policy entry such as 'nude', 'bare breasts', 'self-harm', 'porn*' or '*porn*'."""
+def compile_entry(text: str, plural: bool = True) -> Entry:
+    """Compile a policy entry such as 'nude', 'bare breasts', 'self-harm', 'porn*' or '*porn*'.
+
+    With `plural`, the entry also matches its English plural (names are compiled without).
+    """
     raw = text.strip()
     leading, trailing = raw.startswith("*"), raw.endswith("*")
     words = [w for w in fold(raw.strip("*")).split() if w]
@@ -96,27 +91,31 @@ def compile_entry(text: str) -> Entry:
     if not word_parts:
         raise ValueError(f"entry {text!r} has no letters or digits")
     body = _ANY_SEP.join(_PART_JOIN.join(_part_regex(p) for p in parts) for parts in word_parts)
-    plural = "" if trailing else "(?:[e3]?[s5$])?"
+    last = word_parts[-1][-1]
+    if trailing or not plural:
+        plural_re = ""
+    elif last.endswith(("s", "x", "z", "ch", "sh")):  # English plurals: sex -> sexes, nude -> nudes
+        plural_re = "(?:[e3][s5$])?"
+    else:
+        plural_re = "(?:[s5$])?"
     head = _WORD_CHARS if leading else ""
-    tail = _WORD_CHARS if trailing else plural
+    tail = _WORD_CHARS if trailing else plural_re
     regex = re.compile(f"{_BEFORE}{head}{body}{tail}{_AFTER}")
-    single = len(word_parts) == 1 and not (leading or trailing)
-    bare = re.compile(body + plural) if single else None
     keys: set[str] = set()
     if leading or trailing:
         joined = "".join(word_parts[0] if len(word_parts) == 1 else [p for ps in word_parts for p in ps])
         kind = "infix" if leading and trailing else ("suffix" if leading else "prefix")
-        return Entry(raw, keys, regex, None, kind, key_of(joined))
+        return Entry(raw, keys, regex, kind, key_of(joined))
     candidates = [(key_of(p), i) for i, parts in enumerate(word_parts) for p in parts]
     anchor, anchor_word = max(candidates, key=lambda c: len(c[0]))
     keys.add(anchor)
     for i, parts in enumerate(word_parts):
         if len(parts) > 1 and i == anchor_word:
             keys.add(key_of("".join(parts)))
-    if anchor_word == len(word_parts) - 1:
+    if plural and anchor_word == len(word_parts) - 1:
         for stem in list(keys):
             keys.update({key_of(stem + "s"), key_of(stem + "es")})
-    return Entry(raw, keys, regex, bare)
+    return Entry(raw, keys, regex)
 
 
 @dataclass
@@ -143,7 +142,7 @@ class Matcher:
     def __init__(self, policy: Policy, name_lists: dict[str, list[str]]) -> None:
         self.policy = policy
         self._entries: list[Entry] = []
-        self._by_text: dict[str, int] = {}
+        self._by_text: dict[tuple[str, bool], int] = {}
         self._roles: dict[int, list[_Role]] = defaultdict(list)
         self._regexes: list[tuple[str, str, re.Pattern[str]]] = []
         for cat_name, category in policy.categories.items():
@@ -154,7 +153,7 @@ class Matcher:
                 self._add(phrase, _Role(cat_name, "phrase"))
             for list_name in rules.name_lists:
                 for name in name_lists[list_name]:
-                    self._add(name, _Role(cat_name, "name"))
+                    self._add(name, _Role(cat_name, "name"), plural=False)
             for rule in rules.regexes:
                 self._regexes.append((cat_name, rule.name, re.compile(rule.pattern)))
             for c, combo in enumerate(rules.combinations):
@@ -176,6 +175,8 @@ class Matcher:
             if entry.wildcard:
                 wild[entry.wildcard].setdefault(entry.wild_key, []).append(entry_id)
         self._keyset = frozenset(self._index)
+        self._is_primary = [any(r.kind not in _SECONDARY for r in self._roles[i]) for i in range(len(self._entries))]
+        self._is_secondary = [any(r.kind in _SECONDARY for r in self._roles[i]) for i in range(len(self._entries))]
         self._wild = wild
         self._wild_regex: list[tuple[re.Pattern[str], dict[str, list[int]]]] = []
         shapes = {"prefix": r"(?<![^ ]){}", "suffix": r"{}(?![^ ])", "infix": "{}"}
@@ -184,20 +185,20 @@ class Matcher:
                 alternation = "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
                 self._wild_regex.append((re.compile(shapes[kind].format(f"(?:{alternation})")), keys))
 
-    def _add(self, text: str, role: _Role) -> None:
-        entry_id = self._by_text.get(text)
+    def _add(self, text: str, role: _Role, plural: bool = True) -> None:
+        entry_id = self._by_text.get((text, plural))
         if entry_id is None:
             entry_id = len(self._entries)
-            self._entries.append(compile_entry(text))
-            self._by_text[text] = entry_id
+            self._entries.append(compile_entry(text, plural))
+            self._by_text[(text, plural)] = entry_id
         self._roles[entry_id].append(role)
 
     def _candidates(self, folded: str) -> tuple[set[int], dict[int, list[tuple[int, int]]]]:
         """Entries whose key occurs in the prompt, plus spans found in spaced-out runs."""
-        keytext = _REPEATS.sub(r"\1", folded.translate(_KEYS))
+        keytext = _REPEATS.sub(_FIRST, folded.translate(_KEYS))
         words = set(keytext.split())
-        if "!" in folded or "|" in folded:
-            words.update(_REPEATS.sub(r"\1", folded.translate(_KEYS_NO_BANG)).split())
+        if "!" in folded or "|" in folded:  # both readings: "nude!" is punctuation, "materia|" is leetspeak
+            words.update(_REPEATS.sub(_FIRST, _EDGE_BANGS.sub(" ", folded).translate(_KEYS)).split())
         found: set[int] = set()
         index = self._index
         for key in words & self._keyset:
@@ -210,48 +211,67 @@ class Matcher:
             step = len(run.group("sep")) + 1
             letters = run.group(0)[::step]
             options = [(letters, run.start())]
-            if letters[0] in "ai" and len(letters) > 3:
+            if letters[0] in "ai" and len(letters) > 3:  # "a n u d e": the article is not part of the word
                 options.append((letters[1:], run.start() + step))
             for joined, start in options:
-                for entry_id in index.get(key_of(joined), ()):
-                    bare = self._entries[entry_id].bare
-                    if bare is not None and bare.fullmatch(joined):
+                key = key_of(joined)
+                ids = list(index.get(key, ()))
+                for regex, keys in self._wild_regex:
+                    for hit in regex.findall(key):
+                        ids.extend(keys[hit])
+                for entry_id in ids:
+                    if self._entries[entry_id].regex.fullmatch(joined):
                         run_spans.setdefault(entry_id, []).append((start, run.end()))
         return found, run_spans
 
     def find(self, folded: str) -> list[Match]:
         """Every rule of the policy that fires on a folded prompt, after exceptions and with combinations."""
         found, run_spans = self._candidates(folded)
-        spans: dict[int, list[tuple[int, int]]] = {}
-        for entry_id in found:
-            hits = [m.span() for m in self._entries[entry_id].regex.finditer(folded)]
-            if hits:
-                spans[entry_id] = hits
-        for entry_id, hits in run_spans.items():
-            spans.setdefault(entry_id, []).extend(hits)
+        entries, roles = self._entries, self._roles
         primary: dict[str, list[Match]] = defaultdict(list)
+        groups: dict[tuple[str, int, int], list[tuple[int, int]]] = defaultdict(list)
+        secondary: list[int] = []
+        for entry_id in found.union(run_spans):
+            if not self._is_primary[entry_id]:
+                secondary.append(entry_id)
+                continue
+            hits = [m.span() for m in entries[entry_id].regex.finditer(folded)]
+            hits.extend(run_spans.get(entry_id, ()))
+            if not hits:
+                continue
+            if self._is_secondary[entry_id]:
+                secondary.append(entry_id)
+            text = entries[entry_id].text
+            for role in roles[entry_id]:
+                if role.kind in ("term", "phrase", "name"):
+                    primary[role.category].extend(Match(role.category, f"{role.kind}:{text}", h) for h in hits)
+                elif role.kind == "group":
+                    groups[(role.category, role.combo, role.group)].extend(hits)
         for cat_name, rule_name, regex in self._regexes:
             for m in regex.finditer(folded):
                 primary[cat_name].append(Match(cat_name, f"regex:{rule_name}", m.span()))
-        if not spans and not primary:
+        if not primary and not groups:
             return []
+        # Exceptions and context only matter for categories that matched something: verify them lazily.
+        involved = set(primary) | {key[0] for key in groups}
         exceptions: dict[str, list[tuple[int, int]]] = defaultdict(list)
         context: set[str] = set()
         unless: set[str] = set()
-        groups: dict[tuple[str, int, int], list[tuple[int, int]]] = defaultdict(list)
-        for entry_id, hits in spans.items():
-            text = self._entries[entry_id].text
-            for role in self._roles[entry_id]:
-                if role.kind in ("term", "phrase", "name"):
-                    primary[role.category].extend(Match(role.category, f"{role.kind}:{text}", h) for h in hits)
-                elif role.kind == "exception":
+        for entry_id in secondary:
+            wanted = [r for r in roles[entry_id] if r.category in involved and r.kind in _SECONDARY]
+            if not wanted:
+                continue
+            hits = [m.span() for m in entries[entry_id].regex.finditer(folded)]
+            hits.extend(run_spans.get(entry_id, ()))
+            if not hits:
+                continue
+            for role in wanted:
+                if role.kind == "exception":
                     exceptions[role.category].extend(hits)
                 elif role.kind == "context":
                     context.add(role.category)
-                elif role.kind == "unless":
-                    unless.add(role.category)
                 else:
-                    groups[(role.category, role.combo, role.group)].extend(hits)
+                    unless.add(role.category)
 
         def innocent(cat_name: str, span: tuple[int, int]) -> bool:
             return any(a <= span[0] and span[1] <= b for a, b in exceptions.get(cat_name, ()))

@@ -48,7 +48,8 @@ def _fold_char(char: str) -> str:
     if category == "Cs":
         return "\ufffd"
     out = []
-    for piece in unicodedata.normalize("NFKC", char).casefold():
+    nfkc = unicodedata.normalize("NFKC", char)
+    for piece in "".join(_CONFUSABLES.get(c) or c.casefold() for c in nfkc):
         for base in unicodedata.normalize("NFKD", piece):
             if unicodedata.category(base) in ("Mn", "Me"):
                 continue
@@ -122,7 +123,8 @@ SPACED_RUN = re.compile(
 )
 """Three or more single characters separated by the same separator: 'n u d e', 'n.u.d.e', 's-e-x'."""
 
-_TOKEN = re.compile(rf"{_WORD_CHAR}*(?:[^\W_]|[@$])")
+_LEETY_TOKEN = re.compile(rf"(?:[^\W_]|[@$])*[\d@$!|]{_WORD_CHAR}*(?<![!|])")
+"""A word with at least one leetspeak character in it (trailing ! and | are punctuation, not letters)."""
 _TECH_TOKEN = re.compile(r"\d+[^\W\d_]{1,2}|[^\W\d_]{1,2}\d+")  # 4k, 1080p, mp3, h264: not leetspeak
 _STRETCH = re.compile(r"(\w)\1{2,}")
 
@@ -143,7 +145,7 @@ def _unleet(match: re.Match[str]) -> str:
 
 def _normalize_once(text: str) -> str:
     text = SPACED_RUN.sub(_join_run, text)
-    text = _TOKEN.sub(_unleet, text)
+    text = _LEETY_TOKEN.sub(_unleet, text)
     return _STRETCH.sub(r"\1", text)
 
 
