@@ -90,6 +90,7 @@ class Protector:
     def __post_init__(self) -> None:
         self._signer = make_signer(self.identity)
         self._context = c2pa_context(signing=True)
+        self._owns_store = False
 
     @classmethod
     def default(
@@ -99,12 +100,29 @@ class Protector:
         store: ManifestStore | None = None,
         scheme: Any = None,
     ) -> Protector:
-        """The local identity (or GUARD_SIGN_*), the default store and the default watermark scheme."""
+        """The local identity (or GUARD_SIGN_*), the default store and the default watermark scheme.
+
+        A store opened here is closed by `close()` (or at the end of a `with` block).
+        """
         if scheme is None:
             from guard.provenance.watermark import get_scheme
 
             scheme = get_scheme()
-        return cls(identity=identity or SigningIdentity.load(), store=store or ManifestStore.open(), scheme=scheme)
+        identity = identity or SigningIdentity.load()
+        protector = cls(identity=identity, store=store or ManifestStore.open(), scheme=scheme)
+        protector._owns_store = store is None
+        return protector
+
+    def close(self) -> None:
+        """Close the store if this protector opened it."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Protector:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def protect(
         self,
@@ -232,8 +250,25 @@ def protect_image(
     protector: Protector | None = None,
 ) -> ProtectResult:
     """Protect a generated image. `parent_path` (e.g. an image-to-image init image) is recorded as an
-    `inputTo` ingredient; with `source_type="edit"` it is the `parentOf` ingredient instead."""
-    protector = protector or Protector.default()
+    `inputTo` ingredient; with `source_type="edit"` it is the `parentOf` ingredient instead.
+
+    Without `protector`, one is set up for this call (identity, signer, store); pass a `Protector` to
+    protect many images without repeating that.
+    """
+    if protector is None:
+        with Protector.default() as own:
+            return protect_image(
+                image,
+                output_path,
+                source_type=source_type,
+                generator=generator,
+                prompt=prompt,
+                include_prompt=include_prompt,
+                policy_decision=policy_decision,
+                parent_path=parent_path,
+                training_mining=training_mining,
+                protector=own,
+            )
     ingredient = None
     if parent_path is not None:
         parent = Path(parent_path)
@@ -262,7 +297,9 @@ def protect_file(
     **options: Any,
 ) -> ProtectResult:
     """Protect an existing image file into `output_path` (or over itself with `in_place=True`)."""
-    protector = protector or Protector.default()
+    if protector is None:
+        with Protector.default() as own:
+            return own.protect_file(input_path, output_path, in_place=in_place, **options)
     return protector.protect_file(input_path, output_path, in_place=in_place, **options)
 
 
