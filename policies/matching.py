@@ -29,6 +29,7 @@ _ANY_SEP = r"[\W_]+"
 _PART_JOIN = r"[\W_]*"
 _SECONDARY = frozenset({"exception", "context", "unless"})
 _BEFORE = r"(?<![^\W_])"
+_BOUNDARY_BEHIND_FIRST = r"(?<![^\W_](?s:.))"  # after the first character: no word character before it
 _AFTER = r"(?![^\W_]|[@$!|]+[^\W_])"
 _WORD_CHARS = r"(?:[^\W_]|[@$!|])*"
 _REPEATS = re.compile(r"(.)\1+")
@@ -55,15 +56,18 @@ def key_of(folded: str) -> str:
     return _REPEATS.sub(_FIRST, folded.translate(_KEYS)).replace(" ", "")
 
 
-def _part_regex(part: str) -> str:
+def _part_regex(part: str, first: bool = False) -> str:
+    """Letters with their leetspeak look-alikes, each repeatable (stretching). With `first`, the pattern
+    starts with a plain character class and checks the word boundary right after it, so the regex engine
+    can skip quickly to places where the entry could start."""
     pieces = []
-    for char in part:
-        if char in _LEET_CLASSES:
-            pieces.append(f"[{re.escape(_LEET_CLASSES[char])}]+")
-        elif char.isdigit():
-            pieces.append(re.escape(char))
+    for index, char in enumerate(part):
+        one = f"[{re.escape(_LEET_CLASSES[char])}]" if char in _LEET_CLASSES else re.escape(char)
+        repeat = "" if char.isdigit() else "+"
+        if first and index == 0:
+            pieces.append(one + _BOUNDARY_BEHIND_FIRST + ("" if char.isdigit() else one + "*"))
         else:
-            pieces.append(re.escape(char) + "+")
+            pieces.append(one + repeat)
     return "".join(pieces)
 
 
@@ -76,6 +80,14 @@ class Entry:
     regex: re.Pattern[str]
     wildcard: str | None = None  # "prefix", "suffix" or "infix" for entries written with '*'
     wild_key: str = ""
+    inner_pattern: str = ""
+    _inner: re.Pattern[str] | None = None
+
+    def inner(self) -> re.Pattern[str]:
+        """The entry without word boundaries, for looking inside letters that were spaced out."""
+        if self._inner is None:
+            self._inner = re.compile(self.inner_pattern)
+        return self._inner
 
 
 def compile_entry(text: str, plural: bool = True) -> Entry:
@@ -90,7 +102,10 @@ def compile_entry(text: str, plural: bool = True) -> Entry:
     word_parts = [parts for parts in word_parts if parts]
     if not word_parts:
         raise ValueError(f"entry {text!r} has no letters or digits")
-    body = _ANY_SEP.join(_PART_JOIN.join(_part_regex(p) for p in parts) for parts in word_parts)
+    body = _ANY_SEP.join(
+        _PART_JOIN.join(_part_regex(p, first=(w == 0 and i == 0 and not leading)) for i, p in enumerate(parts))
+        for w, parts in enumerate(word_parts)
+    )
     last = word_parts[-1][-1]
     if trailing or not plural:
         plural_re = ""
@@ -100,12 +115,12 @@ def compile_entry(text: str, plural: bool = True) -> Entry:
         plural_re = "(?:[s5$])?"
     head = _WORD_CHARS if leading else ""
     tail = _WORD_CHARS if trailing else plural_re
-    regex = re.compile(f"{_BEFORE}{head}{body}{tail}{_AFTER}")
+    regex = re.compile(f"{_BEFORE}{head}{body}{tail}{_AFTER}" if leading else f"{body}{tail}{_AFTER}")
     keys: set[str] = set()
     if leading or trailing:
         joined = "".join(word_parts[0] if len(word_parts) == 1 else [p for ps in word_parts for p in ps])
         kind = "infix" if leading and trailing else ("suffix" if leading else "prefix")
-        return Entry(raw, keys, regex, kind, key_of(joined))
+        return Entry(raw, keys, regex, kind, key_of(joined), _inner_body(word_parts))
     candidates = [(key_of(p), i) for i, parts in enumerate(word_parts) for p in parts]
     anchor, anchor_word = max(candidates, key=lambda c: len(c[0]))
     keys.add(anchor)
@@ -115,7 +130,11 @@ def compile_entry(text: str, plural: bool = True) -> Entry:
     if plural and anchor_word == len(word_parts) - 1:
         for stem in list(keys):
             keys.update({key_of(stem + "s"), key_of(stem + "es")})
-    return Entry(raw, keys, regex)
+    return Entry(raw, keys, regex, inner_pattern=_inner_body(word_parts) + plural_re)
+
+
+def _inner_body(word_parts: list[list[str]]) -> str:
+    return _PART_JOIN.join(_part_regex(part) for parts in word_parts for part in parts)
 
 
 @dataclass
@@ -175,6 +194,13 @@ class Matcher:
             if entry.wildcard:
                 wild[entry.wildcard].setdefault(entry.wild_key, []).append(entry_id)
         self._keyset = frozenset(self._index)
+        self._inner_keys = [
+            (entry.wild_key or min(entry.keys, key=len), entry_id)
+            for entry_id, entry in enumerate(self._entries)
+            if " " not in entry.text.strip()
+            and len(entry.wild_key or min(entry.keys, key=len)) >= 4
+            and any(r.kind not in _SECONDARY for r in self._roles[entry_id])
+        ]
         self._is_primary = [any(r.kind not in _SECONDARY for r in self._roles[i]) for i in range(len(self._entries))]
         self._is_secondary = [any(r.kind in _SECONDARY for r in self._roles[i]) for i in range(len(self._entries))]
         self._wild = wild
@@ -206,23 +232,42 @@ class Matcher:
         for regex, keys in self._wild_regex:
             for hit in regex.findall(keytext):
                 found.update(keys[hit])
-        run_spans: dict[int, list[tuple[int, int]]] = {}
+        return found, self._spaced_runs(folded) if SPACED_RUN.search(folded) else {}
+
+    def _spaced_runs(self, folded: str) -> dict[int, list[tuple[int, int]]]:
+        """Entries spelled out letter by letter ("n u d e", "s.e.l.f-h.a.r.m", "n u d e w o m a n")."""
+        runs: list[tuple[str, list[int]]] = []
         for run in SPACED_RUN.finditer(folded):
             step = len(run.group("sep")) + 1
             letters = run.group(0)[::step]
-            options = [(letters, run.start())]
+            positions = list(range(run.start(), run.end(), step))
+            if (
+                runs
+                and run.start() - runs[-1][1][-1] <= 6
+                and not folded[runs[-1][1][-1] + 1 : run.start()].strip(" .-_*/")
+            ):
+                runs.append((runs[-1][0] + letters, runs[-1][1] + positions))  # "s.e.l.f - h.a.r.m"
+            runs.append((letters, positions))
             if letters[0] in "ai" and len(letters) > 3:  # "a n u d e": the article is not part of the word
-                options.append((letters[1:], run.start() + step))
-            for joined, start in options:
-                key = key_of(joined)
-                ids = list(index.get(key, ()))
-                for regex, keys in self._wild_regex:
-                    for hit in regex.findall(key):
-                        ids.extend(keys[hit])
-                for entry_id in ids:
-                    if self._entries[entry_id].regex.fullmatch(joined):
-                        run_spans.setdefault(entry_id, []).append((start, run.end()))
-        return found, run_spans
+                runs.append((letters[1:], positions[1:]))
+        found: dict[int, list[tuple[int, int]]] = {}
+        for joined, positions in runs:
+            key = key_of(joined)
+            ids = list(self._index.get(key, ()))
+            for regex, keys in self._wild_regex:
+                for hit in regex.findall(key):
+                    ids.extend(keys[hit])
+            for entry_id in ids:
+                if self._entries[entry_id].regex.fullmatch(joined):
+                    found.setdefault(entry_id, []).append((positions[0], positions[-1] + 1))
+            # Words run together once spaced out ("n u d e w o m a n"): look inside the run, but only for
+            # entries of four letters or more, so "a s s e s s" or "c l a s s" do not match "ass".
+            for inner_key, entry_id in self._inner_keys:
+                if inner_key in key:
+                    for match in self._entries[entry_id].inner().finditer(joined):
+                        span = (positions[match.start()], positions[match.end() - 1] + 1)
+                        found.setdefault(entry_id, []).append(span)
+        return found
 
     def find(self, folded: str) -> list[Match]:
         """Every rule of the policy that fires on a folded prompt, after exceptions and with combinations."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from operator import itemgetter
 
 # Look-alike letters that NFKC leaves alone (after case folding). Cyrillic and Greek homoglyphs, plus a few
 # Latin variants and IPA letters people use to dodge filters.
@@ -123,10 +124,12 @@ SPACED_RUN = re.compile(
 )
 """Three or more single characters separated by the same separator: 'n u d e', 'n.u.d.e', 's-e-x'."""
 
-_LEETY_TOKEN = re.compile(rf"(?:[^\W_]|[@$])*[\d@$!|]{_WORD_CHAR}*(?<![!|])")
-"""A word with at least one leetspeak character in it (trailing ! and | are punctuation, not letters)."""
+_LEET_NEXT_TO_LETTER = re.compile(r"[^\W\d_][\d@$!|]|[\d@$!|][^\W\d_]")
+"""Where a leetspeak character touches a letter: the only places worth a closer look."""
+_TOKEN_REST = re.compile(r"(?:[^\W_]|[@$!|])*")
 _TECH_TOKEN = re.compile(r"\d+[^\W\d_]{1,2}|[^\W\d_]{1,2}\d+")  # 4k, 1080p, mp3, h264: not leetspeak
 _STRETCH = re.compile(r"(\w)\1{2,}")
+_FIRST_GROUP = itemgetter(1)
 
 
 def _join_run(match: re.Match[str]) -> str:
@@ -134,19 +137,38 @@ def _join_run(match: re.Match[str]) -> str:
     return run[:: len(match.group("sep")) + 1]
 
 
-def _unleet(match: re.Match[str]) -> str:
-    token = match.group(0)
-    if token.isalpha() or token.isdigit() or _TECH_TOKEN.fullmatch(token):
-        return token
-    if sum(c.isalpha() for c in token) < 2:
+def _unleet_token(token: str) -> str:
+    if _TECH_TOKEN.fullmatch(token) or sum(c.isalpha() for c in token) < 2:
         return token
     return token.translate(_LEET_TABLE)
 
 
+def _unleet(text: str) -> str:
+    """Undo leetspeak inside words that mix letters and leet characters ("s3x", "h!tler"), not "8k" or "mp3"."""
+    pieces: list[str] = []
+    done = 0
+    for match in _LEET_NEXT_TO_LETTER.finditer(text):
+        if match.start() < done:
+            continue
+        start = match.start()
+        while start > done and (text[start - 1].isalnum() or text[start - 1] in "@$!|"):
+            start -= 1
+        end = _TOKEN_REST.match(text, match.start()).end()
+        token = text[start:end].lstrip("!|").rstrip("!|")  # at the edges they are punctuation: "nude!"
+        start = text.index(token, start)
+        pieces.append(text[done:start])
+        pieces.append(_unleet_token(token))
+        done = start + len(token)
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
 def _normalize_once(text: str) -> str:
     text = SPACED_RUN.sub(_join_run, text)
-    text = _LEETY_TOKEN.sub(_unleet, text)
-    return _STRETCH.sub(r"\1", text)
+    text = _unleet(text)
+    return _STRETCH.sub(_FIRST_GROUP, text)
 
 
 def normalize(text: str) -> str:

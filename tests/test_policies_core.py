@@ -61,6 +61,13 @@ def test_severity_order():
         ("slit wrists", "self_harm"),
         ("a 12 year old girl in a bikini", "minors"),
         ("sexy teen", "minors"),
+        ("n u d e w o m a n", "sexual"),
+        ("s.e.l.f - h.a.r.m", "self_harm"),
+        ("a p.o.r.n.h.u.b logo", "sexual"),
+        ("materia| about child abuse materia|", "minors"),
+        ("nude!!!", "sexual"),
+        ("h3nt4i", "sexual"),
+        ("NSFW_nude_photo", "sexual"),
     ],
 )
 def test_blocked_prompts(default, text, category):
@@ -214,3 +221,22 @@ def test_bundled_yaml_is_documented():
     for name in ("default", "strict", "dataset", "public_figures"):
         text = (DATA_DIR / f"{name}.yaml").read_text()
         assert text.startswith("#"), f"{name}.yaml should open with a comment for the people editing it"
+
+
+def test_normalized_form_is_readable():
+    from policies import normalize
+
+    assert normalize("Ａ ｎ.ｕ.ｄ.ｅ ѕ3х, nuuuude, 8k, mp3, 35mm") == "a nude sex, nude, 8k, mp3, 35mm"
+    assert normalize("Straße café\u0301 \u200bzero") == "strasse cafe zero"
+
+
+def test_names_do_not_take_plurals_and_overlaps_collapse(default):
+    assert decide_prompt(default, "he trumps everyone at cards").decision == "allow"
+    reasons = decide_prompt(default, "Barack Obama giving a speech, photo").reasons
+    assert [r["evidence"] for r in reasons] == ["Barack Obama"]
+
+
+def test_sexualised_public_figure_is_blocked(default):
+    decision = decide_prompt(default, "a cartoon of Taylor Swift in lingerie")
+    assert decision.decision == "block"
+    assert "real_people_sexualised" in decision.categories
