@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from policies.loader import compile_rules
+from policies.loader import compile_rules, load_policy
 from policies.normalize import fold, normalize, offsets, original_span
 from policies.schema import SEVERITY, Policy
 
@@ -75,11 +76,13 @@ def _finish(policy: Policy, reasons: list[dict[str, Any]], actions: dict[str, st
     )
 
 
-def decide_prompt(policy: Policy, text: str) -> Decision:
-    """Check a prompt or caption against the policy's prompt rules.
+def decide_prompt(policy: Policy | str | Path, text: str) -> Decision:
+    """Check a prompt or caption against the policy's prompt rules (`policy` may also be a name or path).
 
     Categories whose action is `allow` are building blocks for combinations and never appear in reasons.
     """
+    if not isinstance(policy, Policy):
+        policy = load_policy(policy)
     if not isinstance(text, str):
         raise TypeError(f"decide_prompt needs text, got {type(text).__name__}")
     matcher = policy._matcher or compile_rules(policy)._matcher
@@ -109,16 +112,18 @@ def decide_prompt(policy: Policy, text: str) -> Decision:
 
 
 def decide_image(
-    policy: Policy,
+    policy: Policy | str | Path,
     scores: dict[str, dict[str, float]],
     unavailable: dict[str, str] | None = None,
 ) -> Decision:
-    """Decide on one image from detector scores (detector -> label -> score).
+    """Decide on one image from detector scores (detector -> label -> score); `policy` may be a name or path.
 
     `unavailable` maps a detector that could not run to the reason. A `required` detector that did not
     report (unavailable or missing from `scores`) makes the decision at least `review`; an optional one
     is only noted.
     """
+    if not isinstance(policy, Policy):
+        policy = load_policy(policy)
     unavailable = dict(unavailable or {})
     reasons: list[dict[str, Any]] = []
     actions: dict[str, str] = {}

@@ -127,6 +127,20 @@ class DetectorConfig(BaseModel):
         """The detector-specific settings (everything except `required`)."""
         return dict(self.model_extra or {})
 
+    def as_dict(self) -> dict[str, Any]:
+        """`required` plus every detector-specific setting, as a plain dict."""
+        return {"required": self.required, **self.options}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A setting by name, like `dict.get` (so detectors can treat the config as a plain mapping)."""
+        return self.as_dict().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.as_dict()
+
 
 class Policy(_Strict):
     """A complete policy: its identity, the detectors it needs, and its categories."""
@@ -144,6 +158,10 @@ class Policy(_Strict):
     @classmethod
     def _version_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | float) else value
+
+    def detector_configs(self) -> dict[str, dict[str, Any]]:
+        """Detector name -> plain config dict (`required` and its settings), e.g. for `build_detectors`."""
+        return {name: config.as_dict() for name, config in self.detectors.items()}
 
     def reference_problems(self) -> list[tuple[str, str]]:
         """(field, problem) for names that point nowhere: unknown detectors or categories in combinations."""

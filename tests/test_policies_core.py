@@ -240,3 +240,30 @@ def test_sexualised_public_figure_is_blocked(default):
     decision = decide_prompt(default, "a cartoon of Taylor Swift in lingerie")
     assert decision.decision == "block"
     assert "real_people_sexualised" in decision.categories
+
+
+def test_detector_config_reads_like_a_dict(default):
+    configs = default.detector_configs()
+    assert configs["nudenet"] == {"required": True}
+    assert configs["clip_concepts"]["pretrained"] == "openai"
+    clip = default.detectors["clip_concepts"]
+    assert clip.get("model") == "ViT-L-14" and clip["required"] is False and "concepts" in clip
+    assert clip.get("missing", 3) == 3
+
+
+def test_decide_accepts_a_policy_name(default):
+    assert decide_prompt("strict", "a sexy dress").decision == "review"
+    assert decide_image("default", {"nudenet": {"explicit_nudity": 0.9}}).decision == "block"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "kids hanging christmas stockings by the fireplace",
+        "a cavalier king charles spaniel puppy, photo",
+        "a child in thong sandals at the market",
+        "an intimate family portrait with two kids",
+    ],
+)
+def test_combinations_do_not_fire_on_innocent_context(default, text):
+    assert decide_prompt(default, text).decision == "allow"
