@@ -14,6 +14,7 @@ How a prompt is searched (all of it C-level string and regex work in the common,
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -318,8 +319,11 @@ class Matcher:
                 else:
                     unless.add(role.category)
 
+        covers = {cat_name: _Cover(spans) for cat_name, spans in exceptions.items()}
+
         def innocent(cat_name: str, span: tuple[int, int]) -> bool:
-            return any(a <= span[0] and span[1] <= b for a, b in exceptions.get(cat_name, ()))
+            cover = covers.get(cat_name)
+            return cover is not None and cover.covers(span)
 
         fired: dict[str, list[Match]] = {}
         for cat_name in self.policy.categories:
@@ -350,9 +354,27 @@ class Matcher:
 def _dedupe(matches: list[Match]) -> list[Match]:
     """One reason per place: drop a match that lies inside a longer one ("Biden" inside "Joe Biden")."""
     kept: list[Match] = []
+    reach = -1
     for match in sorted(matches, key=lambda m: (m.span[0], -m.span[1], m.rule)):
-        start, end = match.span
-        if any(k.span[0] <= start and end <= k.span[1] for k in kept):
+        if match.span[1] <= reach:  # starts no earlier than a kept match and ends inside it
             continue
         kept.append(match)
+        reach = match.span[1]
     return kept
+
+
+class _Cover:
+    """Exception spans, searchable in O(log n): is a span inside any of them?"""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        ordered = sorted(spans)
+        self._starts = [start for start, _ in ordered]
+        self._reach: list[int] = []
+        furthest = -1
+        for _, end in ordered:
+            furthest = max(furthest, end)
+            self._reach.append(furthest)
+
+    def covers(self, span: tuple[int, int]) -> bool:
+        index = bisect_right(self._starts, span[0]) - 1
+        return index >= 0 and self._reach[index] >= span[1]

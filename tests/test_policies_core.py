@@ -267,3 +267,11 @@ def test_decide_accepts_a_policy_name(default):
 )
 def test_combinations_do_not_fire_on_innocent_context(default, text):
     assert decide_prompt(default, text).decision == "allow"
+
+
+def test_long_prompts_with_many_matches_stay_linear(default):
+    text = "nude lipstick " * 5000 + "nude " * 5000
+    decision = decide_prompt(default, text)
+    assert decision.decision == "block"
+    assert len(decision.reasons) == 5000
+    assert decision.reasons[0]["span"] == [70000, 70004]
