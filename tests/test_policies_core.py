@@ -275,3 +275,20 @@ def test_long_prompts_with_many_matches_stay_linear(default):
     assert decision.decision == "block"
     assert len(decision.reasons) == 5000
     assert decision.reasons[0]["span"] == [70000, 70004]
+
+
+def test_minors_read_more_broadly_in_strict_and_dataset(default):
+    assert decide_prompt(default, "girl in school uniform, sexy").decision == "block"
+    assert decide_prompt(default, "a girl in a bikini").decision == "allow"
+    assert decide_prompt("strict", "a girl in a bikini").decision == "block"
+    assert decide_prompt("dataset", "young woman in lingerie").decision == "block"
+    assert decide_prompt("dataset", "a boy playing football").decision == "allow"
+
+
+def test_policies_import_no_models_and_no_guard():
+    import subprocess
+    import sys
+
+    code = "import sys, policies; policies.load_policy(); print(sorted(m for m in ('torch', 'guard', 'diffusers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
