@@ -289,6 +289,9 @@ def test_policies_import_no_models_and_no_guard():
     import subprocess
     import sys
 
-    code = "import sys, policies; policies.load_policy(); print(sorted(m for m in ('torch', 'guard', 'diffusers') if m in sys.modules))"
+    code = (
+        "import sys, policies; policies.load_policy(); "
+        "print(sorted(m for m in ('torch', 'guard', 'diffusers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
