@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageEnhance
 
 from guard.errors import ConfigError, GuardError
@@ -151,3 +153,29 @@ def test_store_url_from_environment_and_bad_urls(tmp_path, monkeypatch):
         ManifestStore.open("not a url")
     with pytest.raises(ConfigError):
         ManifestStore.open("nosuchdialect://host/db")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    phash=st.integers(0, (1 << 64) - 1),
+    colorhash=st.integers(0, (1 << 64) - 1),
+    flips=st.lists(st.integers(0, 127), max_size=15, unique=True),
+)
+def test_banded_index_finds_every_record_within_15_bits(store, phash, colorhash, flips):
+    """The pigeonhole promise: 16 bands, at most 15 differing bits, so one band is untouched."""
+    record = ManifestRecord(
+        manifest_id=f"urn:c2pa:{phash:016x}{colorhash:016x}",
+        payload=store.new_payload(),
+        manifest_store=b"jumb",
+        mime="image/png",
+        fingerprints={"phash": phash, "colorhash": colorhash},
+        signer="CN=test",
+    )
+    store.add(record)
+    query = {"phash": phash, "colorhash": colorhash}
+    for bit in flips:
+        kind = "phash" if bit < 64 else "colorhash"
+        query[kind] ^= 1 << (bit % 64)
+    found = {r.manifest_id: d for r, d in store.find_by_fingerprint(query, max_distance=15)}
+    assert found[record.manifest_id] == len(flips)
+    store.remove(record.manifest_id)
