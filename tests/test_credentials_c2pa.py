@@ -226,3 +226,11 @@ def test_prerelease_manifest_is_reported_not_raised():
     reading = read_manifest(SHARED / "fixtures" / "formats" / "prerelease.jpg")
     assert reading.present and reading.state is None
     assert "pre-release" in reading.error
+
+
+def test_trust_from_environment_splits_paths_and_urls(monkeypatch):
+    monkeypatch.setenv("GUARD_TRUST_ANCHORS", "/a/ca.pem:https://example.org/anchors.pem,/b/ca.pem")
+    monkeypatch.setenv("GUARD_TRUST_LIST", "/lists/C2PA-TRUST-LIST.pem")
+    trust = TrustConfig.from_env(extra_anchors=["/home/keys/ca.pem"])
+    assert trust.anchors == ("/a/ca.pem", "https://example.org/anchors.pem", "/b/ca.pem", "/home/keys/ca.pem")
+    assert trust.trust_list == "/lists/C2PA-TRUST-LIST.pem"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,8 +51,10 @@ class TrustConfig:
 
     @classmethod
     def from_env(cls, extra_anchors: Iterable[str | Path] = ()) -> TrustConfig:
-        """GUARD_TRUST_ANCHORS (paths/URLs separated by the OS path separator) and GUARD_TRUST_LIST."""
-        anchors = [p for p in os.environ.get(ENV_TRUST_ANCHORS, "").split(os.pathsep) if p.strip()]
+        """GUARD_TRUST_ANCHORS (paths or URLs separated by `:` or `,`) and GUARD_TRUST_LIST."""
+        raw = os.environ.get(ENV_TRUST_ANCHORS, "")
+        # A colon separates entries unless it is the one in "https://".
+        anchors = [p.strip() for p in re.split(r",|:(?!//)", raw) if p.strip()]
         return cls(
             anchors=(*anchors, *extra_anchors),
             trust_list=os.environ.get(ENV_TRUST_LIST) or None,
