@@ -17,7 +17,6 @@ import re
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 from policies.normalize import SPACED_RUN, fold
 from policies.schema import Policy
@@ -33,8 +32,8 @@ _BEFORE = r"(?<![^\W_])"
 _BOUNDARY_BEHIND_FIRST = r"(?<![^\W_](?s:.))"  # after the first character: no word character before it
 _AFTER = r"(?![^\W_]|[@$!|]+[^\W_])"
 _WORD_CHARS = r"(?:[^\W_]|[@$!|])*"
-_REPEATS = re.compile(r"(.)\1+")
-_FIRST = itemgetter(1)  # C-level replacement callable: faster than the template r"\1"
+_REPEATED = re.compile(r"(.)(?=\1)")
+"""A character followed by the same one; deleting these collapses runs ("nuuude" -> "nude") in C."""
 
 
 class _KeyTable(dict):
@@ -48,13 +47,14 @@ class _KeyTable(dict):
 
 
 _KEYS = _KeyTable()
+_SINGLE_LETTERS = frozenset("bcdefghjklmnopqrstuvwxyz0123456789")
 _EDGE_BANGS = re.compile(r"[!|]+(?![\w@$!|])")
 """'!' and '|' ending a word may be punctuation ("nude!") or leetspeak ("materia|"): both readings are tried."""
 
 
 def key_of(folded: str) -> str:
     """The lookup key of an already folded word: leetspeak mapped, repeated letters collapsed."""
-    return _REPEATS.sub(_FIRST, folded.translate(_KEYS)).replace(" ", "")
+    return _REPEATED.sub("", folded.translate(_KEYS)).replace(" ", "")
 
 
 def _part_regex(part: str, first: bool = False) -> str:
@@ -165,6 +165,15 @@ class Matcher:
         self._by_text: dict[tuple[str, bool], int] = {}
         self._roles: dict[int, list[_Role]] = defaultdict(list)
         self._regexes: list[tuple[str, str, re.Pattern[str]]] = []
+        # Regexes of `allow` categories only matter once something else matched (they can only complete a
+        # combination), so they are skipped for prompts where nothing else did, unless a combination
+        # could be completed by such regexes alone.
+        self._lazy_regexes: list[tuple[str, str, re.Pattern[str]]] = []
+        self._lazy_regexes_safe = not any(
+            all(_regex_only(policy, group) for group in combo.all_of)
+            for category in policy.categories.values()
+            for combo in category.prompt.combinations
+        )
         for cat_name, category in policy.categories.items():
             rules = category.prompt
             for term in rules.terms:
@@ -175,7 +184,8 @@ class Matcher:
                 for name in name_lists[list_name]:
                     self._add(name, _Role(cat_name, "name"), plural=False)
             for rule in rules.regexes:
-                self._regexes.append((cat_name, rule.name, re.compile(rule.pattern)))
+                compiled = (cat_name, rule.name, re.compile(rule.pattern))
+                (self._lazy_regexes if category.action == "allow" else self._regexes).append(compiled)
             for c, combo in enumerate(rules.combinations):
                 for g, group in enumerate(combo.all_of):
                     for term in group.any:
@@ -222,10 +232,10 @@ class Matcher:
 
     def _candidates(self, folded: str) -> tuple[set[int], dict[int, list[tuple[int, int]]]]:
         """Entries whose key occurs in the prompt, plus spans found in spaced-out runs."""
-        keytext = _REPEATS.sub(_FIRST, folded.translate(_KEYS))
+        keytext = _REPEATED.sub("", folded.translate(_KEYS))
         words = set(keytext.split())
         if "!" in folded or "|" in folded:  # both readings: "nude!" is punctuation, "materia|" is leetspeak
-            words.update(_REPEATS.sub(_FIRST, _EDGE_BANGS.sub(" ", folded).translate(_KEYS)).split())
+            words.update(_REPEATED.sub("", _EDGE_BANGS.sub(" ", folded).translate(_KEYS)).split())
         found: set[int] = set()
         index = self._index
         for key in words & self._keyset:
@@ -233,7 +243,9 @@ class Matcher:
         for regex, keys in self._wild_regex:
             for hit in regex.findall(keytext):
                 found.update(keys[hit])
-        return found, self._spaced_runs(folded) if SPACED_RUN.search(folded) else {}
+        # Letters spelled out one by one leave one-character words in the key view (articles aside).
+        spaced = words & _SINGLE_LETTERS and SPACED_RUN.search(folded)
+        return found, self._spaced_runs(folded) if spaced else {}
 
     def _spaced_runs(self, folded: str) -> dict[int, list[tuple[int, int]]]:
         """Entries spelled out letter by letter ("n u d e", "s.e.l.f-h.a.r.m", "n u d e w o m a n")."""
@@ -296,6 +308,10 @@ class Matcher:
         for cat_name, rule_name, regex in self._regexes:
             for m in regex.finditer(folded):
                 primary[cat_name].append(Match(cat_name, f"regex:{rule_name}", m.span()))
+        if primary or groups or not self._lazy_regexes_safe:
+            for cat_name, rule_name, regex in self._lazy_regexes:
+                for m in regex.finditer(folded):
+                    primary[cat_name].append(Match(cat_name, f"regex:{rule_name}", m.span()))
         if not primary and not groups:
             return []
         # Exceptions and context only matter for categories that matched something: verify them lazily.
@@ -349,6 +365,17 @@ class Matcher:
                         Match(cat_name, f"combination:{combo.name}", evidence[0], evidence)
                     )
         return [m for matches in fired.values() for m in _dedupe(matches)]
+
+
+def _regex_only(policy: Policy, group) -> bool:
+    """True when a combination group can only be satisfied by regexes (no words, names or combinations)."""
+    if group.any:
+        return False
+    for name in group.categories:
+        rules = policy.categories[name].prompt
+        if rules.terms or rules.phrases or rules.name_lists or rules.combinations:
+            return False
+    return True
 
 
 def _dedupe(matches: list[Match]) -> list[Match]:

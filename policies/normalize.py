@@ -124,8 +124,7 @@ SPACED_RUN = re.compile(
 )
 """Three or more single characters separated by the same separator: 'n u d e', 'n.u.d.e', 's-e-x'."""
 
-_LEET_NEXT_TO_LETTER = re.compile(r"[^\W\d_][\d@$!|]|[\d@$!|][^\W\d_]")
-"""Where a leetspeak character touches a letter: the only places worth a closer look."""
+_LEET_CHARS = re.compile(r"[\d@$!|]+")
 _TOKEN_REST = re.compile(r"(?:[^\W_]|[@$!|])*")
 _TECH_TOKEN = re.compile(r"\d+[^\W\d_]{1,2}|[^\W\d_]{1,2}\d+")  # 4k, 1080p, mp3, h264: not leetspeak
 _STRETCH = re.compile(r"(\w)\1{2,}")
@@ -147,13 +146,17 @@ def _unleet(text: str) -> str:
     """Undo leetspeak inside words that mix letters and leet characters ("s3x", "h!tler"), not "8k" or "mp3"."""
     pieces: list[str] = []
     done = 0
-    for match in _LEET_NEXT_TO_LETTER.finditer(text):
-        if match.start() < done:
+    for match in _LEET_CHARS.finditer(text):
+        start, end = match.span()
+        if start < done:
             continue
-        start = match.start()
+        before = text[start - 1] if start else ""
+        after = text[end] if end < len(text) else ""
+        if not (before.isalpha() or after.isalpha()):
+            continue  # a number, or punctuation: leave it
         while start > done and (text[start - 1].isalnum() or text[start - 1] in "@$!|"):
             start -= 1
-        end = _TOKEN_REST.match(text, match.start()).end()
+        end = _TOKEN_REST.match(text, end).end()
         token = text[start:end].lstrip("!|").rstrip("!|")  # at the edges they are punctuation: "nude!"
         start = text.index(token, start)
         pieces.append(text[done:start])
