@@ -295,3 +295,23 @@ def test_policies_import_no_models_and_no_guard():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_combination_of_regex_only_building_blocks_still_fires(tmp_path):
+    data = {
+        "name": "regexes",
+        "version": "1",
+        "categories": {
+            "money": {"action": "allow", "prompt": {"regexes": [{"name": "amount", "pattern": r"\$\d+"}]}},
+            "date": {"action": "allow", "prompt": {"regexes": [{"name": "year", "pattern": r"\b19\d\d\b"}]}},
+            "both": {
+                "action": "review",
+                "prompt": {
+                    "combinations": [{"name": "m_d", "all_of": [{"categories": ["money"]}, {"categories": ["date"]}]}]
+                },
+            },
+        },
+    }
+    policy = load_policy(_write(tmp_path, data))
+    assert decide_prompt(policy, "a $100 bill from 1985").decision == "review"
+    assert decide_prompt(policy, "a $100 bill").decision == "allow"
