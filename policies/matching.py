@@ -140,7 +140,9 @@ def _inner_body(word_parts: list[list[str]]) -> str:
 
 @dataclass
 class Match:
-    """A rule that fired: its category, rule name, the entry text and where (folded coordinates)."""
+    """A rule that fired: its category, the rule ("term:nude*") and where, in folded coordinates.
+
+    Combinations keep one span per group in `spans`; `span` is the first of them."""
 
     category: str
     rule: str
@@ -214,7 +216,6 @@ class Matcher:
         ]
         self._is_primary = [any(r.kind not in _SECONDARY for r in self._roles[i]) for i in range(len(self._entries))]
         self._is_secondary = [any(r.kind in _SECONDARY for r in self._roles[i]) for i in range(len(self._entries))]
-        self._wild = wild
         self._wild_regex: list[tuple[re.Pattern[str], dict[str, list[int]]]] = []
         shapes = {"prefix": r"(?<![^ ]){}", "suffix": r"{}(?![^ ])", "infix": "{}"}
         for kind, keys in wild.items():
