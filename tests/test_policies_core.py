@@ -315,3 +315,17 @@ def test_combination_of_regex_only_building_blocks_still_fires(tmp_path):
     policy = load_policy(_write(tmp_path, data))
     assert decide_prompt(policy, "a $100 bill from 1985").decision == "review"
     assert decide_prompt(policy, "a $100 bill").decision == "allow"
+
+
+@pytest.mark.parametrize(
+    ("text", "decision"),
+    [
+        ("a marble statue of Abraham Lincoln", "allow"),
+        ("a watercolor painting of the Dalai Lama", "allow"),
+        ("photorealistic painting of Pope Francis", "review"),
+        ("Taylor Swift with a big bust", "review"),
+        ("Emmanuel Macron, 8k", "review"),
+    ],
+)
+def test_public_figures_context(default, text, decision):
+    assert decide_prompt(default, text).decision == decision
