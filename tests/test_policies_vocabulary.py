@@ -96,6 +96,10 @@ INNOCENT_SENTENCES = [
     "a class of 30 students assessing essays",
     "the suicide squad movie poster, comic style",
     "a deer with large antlers in a misty forest",
+    "a nude trench coat with nude loafers, street style",
+    "a map of Portugal from 1488",
+    "an antique snuff bottle in a museum",
+    "breast of duck with cherries",
 ]
 
 
