@@ -6,6 +6,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guard.cli import cli
 
@@ -135,3 +137,21 @@ def test_unknown_policy_exit_2(runner):
 def test_missing_text_is_usage_error(runner):
     result = runner.invoke(cli, ["check-prompt"])
     assert result.exit_code == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.characters(codec="utf-8", exclude_characters="\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"),
+            max_size=40,
+        ),
+        max_size=5,
+    )
+)
+def test_arbitrary_unicode_on_stdin_gives_one_json_line_each(lines):
+    result = CliRunner().invoke(cli, ["check-prompt", "--json", "-"], input="".join(f"{line}\n" for line in lines))
+    assert result.exit_code in (0, 1), result.output
+    out = [json.loads(line) for line in result.output.splitlines()]
+    assert [o["prompt"] for o in out] == lines
+    assert result.exit_code == (0 if all(o["decision"] == "allow" for o in out) else 1)
