@@ -100,6 +100,9 @@ INNOCENT_SENTENCES = [
     "a map of Portugal from 1488",
     "an antique snuff bottle in a museum",
     "breast of duck with cherries",
+    "a white power cable plugged into a laptop",
+    "a frog with spread legs on a lily pad",
+    "full frontal view of a vintage car",
 ]
 
 
