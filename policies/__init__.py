@@ -1,6 +1,6 @@
 """Policies: the policy schema and bundled YAML files, prompt normalisation, rule matching and decisions."""
 
-from policies.decide import Decision, decide_image, decide_prompt, most_severe
+from policies.decide import Decision, combine, decide_image, decide_prompt, most_severe
 from policies.errors import PolicyError
 from policies.loader import bundled_policies, load_policy
 from policies.normalize import normalize
@@ -15,6 +15,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "bundled_policies",
+    "combine",
     "decide_image",
     "decide_prompt",
     "load_policy",

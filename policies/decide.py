@@ -65,6 +65,29 @@ def most_severe(actions: list[str] | tuple[str, ...] | Any) -> str:
     return max(actions, key=SEVERITY.__getitem__, default="allow")
 
 
+def combine(decisions: list[Decision]) -> Decision:
+    """One decision from several (e.g. a prompt's and its image's): the most severe wins, reasons add up.
+
+    The policy is the first decision's; the text (and `normalized`) too, when there is one.
+    """
+    if not decisions:
+        raise ValueError("combine needs at least one decision")
+    categories: dict[str, str] = {}
+    for decision in decisions:
+        for name, action in decision.categories.items():
+            categories[name] = most_severe([categories.get(name, "allow"), action])
+    first = decisions[0]
+    return Decision(
+        decision=most_severe([d.decision for d in decisions]),
+        reasons=[reason for d in decisions for reason in d.reasons],
+        categories=categories,
+        policy_name=first.policy_name,
+        policy_version=first.policy_version,
+        text=next((d.text for d in decisions if d.text is not None), None),
+        notes=[note for d in decisions for note in d.notes],
+    )
+
+
 def _finish(policy: Policy, reasons: list[dict[str, Any]], actions: dict[str, str], **extra: Any) -> Decision:
     return Decision(
         decision=most_severe(list(actions.values())),

@@ -329,3 +329,18 @@ def test_combination_of_regex_only_building_blocks_still_fires(tmp_path):
 )
 def test_public_figures_context(default, text, decision):
     assert decide_prompt(default, text).decision == decision
+
+
+def test_combine_prompt_and_image_decisions(default):
+    from policies import combine
+
+    prompt = decide_prompt(default, "a portrait of Joe Biden")
+    image = decide_image(default, {"nudenet": {"explicit_nudity": 0.1, "suggestive": 0.7}})
+    both = combine([prompt, image])
+    assert both.decision == "review"
+    assert both.categories == {"public_figures": "review", "suggestive": "blur"}
+    assert len(both.reasons) == 2
+    assert both.to_dict()["normalized"] == "a portrait of joe biden"
+    assert combine([image]).to_dict() == image.to_dict()
+    with pytest.raises(ValueError):
+        combine([])
