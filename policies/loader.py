@@ -52,7 +52,7 @@ def _read_yaml(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PolicyError(f"{path}: {where}invalid YAML ({problem}).") from None
+        raise PolicyError(_one_line(f"{path}: {where}invalid YAML ({problem}).")) from None
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -68,8 +68,14 @@ def _validation_message(path: Path, exc: ValidationError) -> str:
         message = "unknown field (check the spelling)"
     elif first["type"] == "missing":
         message = "required field is missing"
+    elif isinstance(first.get("input"), str | int | float | bool) and len(repr(first["input"])) <= 60:
+        message = f"{message} (got {first['input']!r})"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return f"{path}: field {field}: {message}{more}."
+    return _one_line(f"{path}: field {field}: {message}{more}.")
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 def _load_name_list(ref: str, policy_path: Path, field: str) -> list[str]:

@@ -173,7 +173,7 @@ def test_user_policy_by_path(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "field", "problem"),
     [
-        (lambda d: d["categories"]["bad"].update(action="nuke"), "categories.bad.action", "'block'"),
+        (lambda d: d["categories"]["bad"].update(action="nuke"), "categories.bad.action", "'block' (got 'nuke')"),
         (lambda d: d["categories"]["bad"].update(acton="block"), "categories.bad.acton", "unknown field"),
         (lambda d: d.pop("name"), "name", "required field is missing"),
         (
