@@ -57,18 +57,43 @@ def key_of(folded: str) -> str:
     return _REPEATED.sub("", folded.translate(_KEYS)).replace(" ", "")
 
 
-def _part_regex(part: str, first: bool = False) -> str:
-    """Letters with their leetspeak look-alikes, each repeatable (stretching). With `first`, the pattern
-    starts with a plain character class and checks the word boundary right after it, so the regex engine
-    can skip quickly to places where the entry could start."""
+@dataclass(frozen=True)
+class Style:
+    """How tolerant an entry is: leetspeak, stretched letters ("any", "long" = three or more, "none"), plural."""
+
+    leet: bool = True
+    stretch: str = "any"
+    plural: bool = True
+
+
+TERM = Style()
+"""Blocked words and phrases, and `unless` words: every obfuscation is tolerated."""
+NAME = Style(stretch="long", plural=False)
+"""Names: a name stretched by one letter is too often another word ("bidden" is not "Biden")."""
+EXACT = Style(leet=False, stretch="none")
+"""Exceptions and context words make a match innocent, so they must be written plainly: "goreee" is
+not the exception "goree", and "c4rtoon" does not excuse a public figure."""
+
+
+def _part_regex(part: str, style: Style, first: bool = False) -> str:
+    """Letters (with their leetspeak look-alikes and stretching, as `style` allows).
+
+    With `first`, the pattern starts with a plain character class and checks the word boundary right
+    after it, so the regex engine can skip quickly to places where the entry could start."""
     pieces = []
     for index, char in enumerate(part):
-        one = f"[{re.escape(_LEET_CLASSES[char])}]" if char in _LEET_CLASSES else re.escape(char)
-        repeat = "" if char.isdigit() else "+"
-        if first and index == 0:
-            pieces.append(one + _BOUNDARY_BEHIND_FIRST + ("" if char.isdigit() else one + "*"))
+        leet = style.leet and char in _LEET_CLASSES
+        one = f"[{re.escape(_LEET_CLASSES[char])}]" if leet else re.escape(char)
+        if char.isdigit() or style.stretch == "none":
+            more = ""
+        elif style.stretch == "any":
+            more = f"{one}*"
         else:
-            pieces.append(one + repeat)
+            more = f"(?:{one}{one}+)?"
+        if first and index == 0:
+            pieces.append(one + _BOUNDARY_BEHIND_FIRST + more)
+        else:
+            pieces.append(one + more)
     return "".join(pieces)
 
 
@@ -91,10 +116,10 @@ class Entry:
         return self._inner
 
 
-def compile_entry(text: str, plural: bool = True) -> Entry:
+def compile_entry(text: str, style: Style = TERM) -> Entry:
     """Compile a policy entry such as 'nude', 'bare breasts', 'self-harm', 'porn*' or '*porn*'.
 
-    With `plural`, the entry also matches its English plural (names are compiled without).
+    `style` says which obfuscations it tolerates; with `style.plural` it also matches its English plural.
     """
     raw = text.strip()
     leading, trailing = raw.startswith("*"), raw.endswith("*")
@@ -104,16 +129,16 @@ def compile_entry(text: str, plural: bool = True) -> Entry:
     if not word_parts:
         raise ValueError(f"entry {text!r} has no letters or digits")
     body = _ANY_SEP.join(
-        _PART_JOIN.join(_part_regex(p, first=(w == 0 and i == 0 and not leading)) for i, p in enumerate(parts))
+        _PART_JOIN.join(_part_regex(p, style, first=(w == 0 and i == 0 and not leading)) for i, p in enumerate(parts))
         for w, parts in enumerate(word_parts)
     )
     last = word_parts[-1][-1]
-    if trailing or not plural:
+    if trailing or not style.plural:
         plural_re = ""
     elif last.endswith(("s", "x", "z", "ch", "sh")):  # English plurals: sex -> sexes, nude -> nudes
-        plural_re = "(?:[e3][s5$])?"
+        plural_re = "(?:[e3][s5$])?" if style.leet else "(?:es)?"
     else:
-        plural_re = "(?:[s5$])?"
+        plural_re = "(?:[s5$])?" if style.leet else "s?"
     head = _WORD_CHARS if leading else ""
     tail = _WORD_CHARS if trailing else plural_re
     regex = re.compile(f"{_BEFORE}{head}{body}{tail}{_AFTER}" if leading else f"{body}{tail}{_AFTER}")
@@ -121,21 +146,21 @@ def compile_entry(text: str, plural: bool = True) -> Entry:
     if leading or trailing:
         joined = "".join(word_parts[0] if len(word_parts) == 1 else [p for ps in word_parts for p in ps])
         kind = "infix" if leading and trailing else ("suffix" if leading else "prefix")
-        return Entry(raw, keys, regex, kind, key_of(joined), _inner_body(word_parts))
+        return Entry(raw, keys, regex, kind, key_of(joined), _inner_body(word_parts, style))
     candidates = [(key_of(p), i) for i, parts in enumerate(word_parts) for p in parts]
     anchor, anchor_word = max(candidates, key=lambda c: len(c[0]))
     keys.add(anchor)
     for i, parts in enumerate(word_parts):
         if len(parts) > 1 and i == anchor_word:
             keys.add(key_of("".join(parts)))
-    if plural and anchor_word == len(word_parts) - 1:
+    if style.plural and anchor_word == len(word_parts) - 1:
         for stem in list(keys):
             keys.update({key_of(stem + "s"), key_of(stem + "es")})
-    return Entry(raw, keys, regex, inner_pattern=_inner_body(word_parts) + plural_re)
+    return Entry(raw, keys, regex, inner_pattern=_inner_body(word_parts, style) + plural_re)
 
 
-def _inner_body(word_parts: list[list[str]]) -> str:
-    return _PART_JOIN.join(_part_regex(part) for parts in word_parts for part in parts)
+def _inner_body(word_parts: list[list[str]], style: Style) -> str:
+    return _PART_JOIN.join(_part_regex(part, style) for parts in word_parts for part in parts)
 
 
 @dataclass
@@ -164,7 +189,7 @@ class Matcher:
     def __init__(self, policy: Policy, name_lists: dict[str, list[str]]) -> None:
         self.policy = policy
         self._entries: list[Entry] = []
-        self._by_text: dict[tuple[str, bool], int] = {}
+        self._by_text: dict[tuple[str, Style], int] = {}
         self._roles: dict[int, list[_Role]] = defaultdict(list)
         self._regexes: list[tuple[str, str, re.Pattern[str]]] = []
         # Regexes of `allow` categories only matter once something else matched (they can only complete a
@@ -184,7 +209,7 @@ class Matcher:
                 self._add(phrase, _Role(cat_name, "phrase"))
             for list_name in rules.name_lists:
                 for name in name_lists[list_name]:
-                    self._add(name, _Role(cat_name, "name"), plural=False)
+                    self._add(name, _Role(cat_name, "name"), NAME)
             for rule in rules.regexes:
                 compiled = (cat_name, rule.name, re.compile(rule.pattern))
                 (self._lazy_regexes if category.action == "allow" else self._regexes).append(compiled)
@@ -193,10 +218,10 @@ class Matcher:
                     for term in group.any:
                         self._add(term, _Role(cat_name, "group", c, g))
             for phrase in category.exceptions.phrases:
-                self._add(phrase, _Role(cat_name, "exception"))
+                self._add(phrase, _Role(cat_name, "exception"), EXACT)
             if category.exceptions.context:
                 for term in category.exceptions.context.terms:
-                    self._add(term, _Role(cat_name, "context"))
+                    self._add(term, _Role(cat_name, "context"), EXACT)
                 for term in category.exceptions.context.unless:
                     self._add(term, _Role(cat_name, "unless"))
         self._index: dict[str, list[int]] = defaultdict(list)
@@ -223,12 +248,12 @@ class Matcher:
                 alternation = "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
                 self._wild_regex.append((re.compile(shapes[kind].format(f"(?:{alternation})")), keys))
 
-    def _add(self, text: str, role: _Role, plural: bool = True) -> None:
-        entry_id = self._by_text.get((text, plural))
+    def _add(self, text: str, role: _Role, style: Style = TERM) -> None:
+        entry_id = self._by_text.get((text, style))
         if entry_id is None:
             entry_id = len(self._entries)
-            self._entries.append(compile_entry(text, plural))
-            self._by_text[(text, plural)] = entry_id
+            self._entries.append(compile_entry(text, style))
+            self._by_text[(text, style)] = entry_id
         self._roles[entry_id].append(role)
 
     def _candidates(self, folded: str) -> tuple[set[int], dict[int, list[tuple[int, int]]]]:

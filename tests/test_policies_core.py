@@ -344,3 +344,9 @@ def test_combine_prompt_and_image_decisions(default):
     assert combine([image]).to_dict() == image.to_dict()
     with pytest.raises(ValueError):
         combine([])
+
+
+def test_names_are_not_stretched_into_real_words(default):
+    assert decide_prompt(default, "forbidden and bidden").decision == "allow"
+    assert decide_prompt(default, "puttin on the ritz").decision == "allow"
+    assert decide_prompt(default, "Biiiiden at a podium").decision == "review"
