@@ -350,3 +350,18 @@ def test_names_are_not_stretched_into_real_words(default):
     assert decide_prompt(default, "forbidden and bidden").decision == "allow"
     assert decide_prompt(default, "puttin on the ritz").decision == "allow"
     assert decide_prompt(default, "Biiiiden at a podium").decision == "review"
+
+
+@pytest.mark.parametrize(
+    ("text", "decision"),
+    [
+        ("nud3 lipstick", "block"),
+        ("n.u.d.e lipstick", "block"),
+        ("Nude-Lipsticks", "allow"),
+        ("goreee", "block"),
+        ("c4rtoon of Joe Biden", "review"),
+        ("cartoon of Joe Biden, ph0to", "review"),
+    ],
+)
+def test_exceptions_must_be_written_plainly(default, text, decision):
+    assert decide_prompt(default, text).decision == decision
