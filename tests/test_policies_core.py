@@ -263,6 +263,7 @@ def test_decide_accepts_a_policy_name(default):
         "a cavalier king charles spaniel puppy, photo",
         "a child in thong sandals at the market",
         "an intimate family portrait with two kids",
+        "kids hunting for pirate's booty on an island",
     ],
 )
 def test_combinations_do_not_fire_on_innocent_context(default, text):
