@@ -50,6 +50,8 @@ def _fold_char(char: str) -> str:
         return "\ufffd"
     out = []
     nfkc = unicodedata.normalize("NFKC", char)
+    if len(nfkc) > 2 and nfkc[0] == "(" and nfkc[-1] == ")":  # parenthesized letters and numbers: ⒩ -> n
+        nfkc = nfkc[1:-1]
     for piece in "".join(_CONFUSABLES.get(c) or c.casefold() for c in nfkc):
         for base in unicodedata.normalize("NFKD", piece):
             if unicodedata.category(base) in ("Mn", "Me"):

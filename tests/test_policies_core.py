@@ -68,6 +68,15 @@ def test_severity_order():
         ("nude!!!", "sexual"),
         ("h3nt4i", "sexual"),
         ("NSFW_nude_photo", "sexual"),
+        ("🅽🆄🅳🅴", "sexual"),
+        ("🇳🇺🇩🇪", "sexual"),
+        ("ⓝⓤⓓⓔ", "sexual"),
+        ("⒩⒰⒟⒠", "sexual"),
+        ("𝐧𝐮𝐝𝐞", "sexual"),
+        ("ɴᴜᴅᴇ", "sexual"),
+        ("ⁿᵘᵈᵉ", "sexual"),
+        ("n̶u̶d̶e̶", "sexual"),
+        ("n\U000e0041ude", "sexual"),
     ],
 )
 def test_blocked_prompts(default, text, category):
