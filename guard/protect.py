@@ -84,8 +84,9 @@ class Protector:
 
     identity: SigningIdentity
     store: ManifestStore
-    scheme: Any
-    """A `guard.provenance.watermark.WatermarkScheme` (name, payload_bytes, embed)."""
+    scheme: Any = None
+    """A `guard.provenance.watermark.WatermarkScheme` (name, payload_bytes, embed); None: the project's
+    default, loaded when the first image is protected."""
 
     def __post_init__(self) -> None:
         self._signer = make_signer(self.identity)
@@ -104,10 +105,6 @@ class Protector:
 
         A store opened here is closed by `close()` (or at the end of a `with` block).
         """
-        if scheme is None:
-            from guard.provenance.watermark import get_scheme
-
-            scheme = get_scheme()
         identity = identity or SigningIdentity.load()
         protector = cls(identity=identity, store=store or ManifestStore.open(), scheme=scheme)
         protector._owns_store = store is None
@@ -141,6 +138,10 @@ class Protector:
         output = Path(output_path)
         fmt = output_format(output)
         mime = SIGNABLE_MIME[fmt]
+        if self.scheme is None:
+            from guard.provenance.watermark import get_scheme
+
+            self.scheme = get_scheme()
         payload = self.store.new_payload(self.scheme.payload_bytes)
         marked = self.scheme.embed(image.convert("RGB"), payload)
         encoded = encode(marked, fmt)
@@ -214,6 +215,7 @@ class Protector:
         """
         source = Path(input_path)
         output = resolve_output(source, output_path, in_place)
+        output_format(output)
         data = _read(source)
         image = load_image(data)
         ingredient = None
