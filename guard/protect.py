@@ -139,9 +139,7 @@ class Protector:
         fmt = output_format(output)
         mime = SIGNABLE_MIME[fmt]
         if self.scheme is None:
-            from guard.provenance.watermark import get_scheme
-
-            self.scheme = get_scheme()
+            self.scheme = default_scheme()
         payload = self.store.new_payload(self.scheme.payload_bytes)
         marked = self.scheme.embed(image.convert("RGB"), payload)
         encoded = encode(marked, fmt)
@@ -216,8 +214,8 @@ class Protector:
         source = Path(input_path)
         output = resolve_output(source, output_path, in_place)
         output_format(output)
+        image = load_image(source)
         data = _read(source)
-        image = load_image(data)
         ingredient = None
         reading = read_manifest(data)
         if reading.present and reading.store is None and reading.remote_url is None:
@@ -303,6 +301,17 @@ def protect_file(
         with Protector.default() as own:
             return own.protect_file(input_path, output_path, in_place=in_place, **options)
     return protector.protect_file(input_path, output_path, in_place=in_place, **options)
+
+
+def default_scheme() -> Any:
+    """The project's default watermark scheme (guard.provenance.watermark)."""
+    try:
+        from guard.provenance.watermark import get_scheme
+    except ModuleNotFoundError as exc:
+        if exc.name != "guard.provenance.watermark":
+            raise
+        raise GuardError("No watermark scheme is installed (guard.provenance.watermark is missing).") from None
+    return get_scheme()
 
 
 def output_format(path: Path) -> str:

@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "check-prompt": "guard.cli.prompt:check_prompt",
     "demo": "guard.cli.demo:demo",
     "keys": "guard.cli.keys:keys",
+    "protect": "guard.cli.protect:protect",
 }
 """Subcommand name -> "module:attribute". Each module is a thin shell over a library call."""
 

@@ -1,0 +1,110 @@
+"""`guard protect` on the command line: JSON fields, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from guard.cli import cli
+from guard.provenance.credentials import read_manifest
+from guard.provenance.keys import init_identity
+
+FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    init_identity(home)
+    return home
+
+
+@pytest.fixture()
+def cli_home(home, tmp_path, monkeypatch):
+    for name in ("GUARD_SIGN_CERT", "GUARD_SIGN_KEY", "GUARD_SIGN_KEY_PASSWORD", "GUARD_TSA_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GUARD_HOME", str(home))
+    monkeypatch.setenv("GUARD_STORE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    return home
+
+
+def test_cli_protect_json_fields(cli_home, tmp_path):
+    pytest.importorskip("guard.provenance.watermark", reason="the watermark module has not landed yet")
+    out = tmp_path / "out.jpg"
+    result = CliRunner().invoke(
+        cli, ["protect", str(FORMATS / "earth_apollo17.jpg"), "-o", str(out), "--model", "sd-turbo", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["output"] == str(out)
+    assert document["manifest_id"].startswith("urn:c2pa:")
+    assert set(document["watermark"]) == {"scheme", "payload"}
+    assert len(bytes.fromhex(document["watermark"]["payload"])) == 6
+    assert read_manifest(out).manifest_id == document["manifest_id"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{fixtures}/sample1.png", "-o", "{tmp}/out.gif"], "must end in one of"),
+        (["{tmp}/not-an-image.jpg", "-o", "{tmp}/out.jpg"], "not-an-image.jpg"),
+        (["{fixtures}/sample1.png"], "output path"),
+    ],
+)
+def test_cli_bad_inputs_exit_2_with_one_line(cli_home, tmp_path, args, message):
+    (tmp_path / "not-an-image.jpg").write_text("hello")
+    argv = ["protect", *(a.format(fixtures=FORMATS, tmp=tmp_path) for a in args)]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+
+
+def test_cli_expired_certificate_and_wrong_password_exit_2(tmp_path, monkeypatch):
+    expired = tmp_path / "expired"
+    init_identity(expired, days=1, not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=10))
+    locked = tmp_path / "locked"
+    init_identity(locked, password="right")
+    monkeypatch.setenv("GUARD_STORE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    runner = CliRunner()
+    argv = ["protect", str(FORMATS / "sample1.png"), "-o", str(tmp_path / "out.png")]
+    for home, env, message in [
+        (expired, {}, "expired"),
+        (locked, {"GUARD_SIGN_KEY_PASSWORD": "wrong"}, "Wrong password"),
+        (tmp_path / "empty", {}, "guard keys init"),
+    ]:
+        result = runner.invoke(cli, argv, env={"GUARD_HOME": str(home), **env})
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_cli_output_is_trusted_ai_made_and_found_after_metadata_stripping(cli_home, tmp_path):
+    watermark = pytest.importorskip("guard.provenance.watermark", reason="the watermark module has not landed yet")
+    from PIL import Image
+
+    from guard.provenance.credentials import TrustConfig
+    from guard.provenance.manifest import IPTC
+    from guard.provenance.store import ManifestStore
+
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(cli, ["protect", str(FORMATS / "P1000827.jpg"), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    reading = read_manifest(out, trust=TrustConfig(anchors=(cli_home / "keys" / "ca.pem",)))
+    assert reading.state == "Trusted"
+    assert reading.digital_source_types == [IPTC + "trainedAlgorithmicMedia"]
+    stripped = tmp_path / "stripped.jpg"
+    Image.open(out).convert("RGB").save(stripped, "JPEG", quality=85)
+    assert read_manifest(stripped).present is False
+    image = Image.open(stripped).convert("RGB")
+    with ManifestStore.open() as store:
+        (match, _), *_ = store.find_by_fingerprint(image)
+        assert match.manifest_id == document["manifest_id"]
+        payload = watermark.get_scheme(document["watermark"]["scheme"]).decode(image).payload
+        assert store.find_by_payload(payload).manifest_id == document["manifest_id"]
