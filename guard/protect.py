@@ -303,15 +303,15 @@ def protect_file(
     return protector.protect_file(input_path, output_path, in_place=in_place, **options)
 
 
-def default_scheme() -> Any:
-    """The project's default watermark scheme (guard.provenance.watermark)."""
+def default_scheme(name: str | None = None) -> Any:
+    """A watermark scheme from guard.provenance.watermark: `name`, else the project's default."""
     try:
         from guard.provenance.watermark import get_scheme
     except ModuleNotFoundError as exc:
         if exc.name != "guard.provenance.watermark":
             raise
         raise GuardError("No watermark scheme is installed (guard.provenance.watermark is missing).") from None
-    return get_scheme()
+    return get_scheme(name) if name else get_scheme()
 
 
 def output_format(path: Path) -> str:
