@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,28 @@ def _finish(policy: Policy, reasons: list[dict[str, Any]], actions: dict[str, st
     )
 
 
+_CAMEL_CASE = re.compile(r"[a-z](?=[A-Z])")
+"""A lower-case letter followed by an upper-case one: "SexyTeen", "BareBreasts" (hashtags, tags)."""
+
+
+def _views(text: str) -> list[tuple[str, list[int] | None]]:
+    """The texts to match, each with a map from its folded positions back to `text` (None: not built yet).
+
+    Besides the text itself, a camel-cased text is also read with its words split apart."""
+    views: list[tuple[str, list[int] | None]] = [(fold(text), None)]
+    if _CAMEL_CASE.search(text):
+        cuts = {m.end() for m in _CAMEL_CASE.finditer(text)}
+        split = "".join(f" {char}" if index in cuts else char for index, char in enumerate(text))
+        back: list[int] = []
+        for index in range(len(text)):
+            if index in cuts:
+                back.append(index)  # the inserted space stands for the start of the next word
+            back.append(index)
+        back.append(len(text))
+        views.append((fold(split), [back[i] for i in offsets(split)]))
+    return views
+
+
 def decide_prompt(policy: Policy | str | Path, text: str) -> Decision:
     """Check a prompt or caption against the policy's prompt rules (`policy` may also be a name or path).
 
@@ -109,28 +132,33 @@ def decide_prompt(policy: Policy | str | Path, text: str) -> Decision:
     if not isinstance(text, str):
         raise TypeError(f"decide_prompt needs text, got {type(text).__name__}")
     matcher = policy._matcher or compile_rules(policy)._matcher
-    folded = fold(text)
-    matches = matcher.find(folded)
     reasons: list[dict[str, Any]] = []
     actions: dict[str, str] = {}
-    positions = offsets(text) if matches else None
-    for match in matches:
-        action = policy.categories[match.category].action
-        if action == "allow":
-            continue
-        actions[match.category] = action
-        start, end = original_span(positions, *match.span)
-        reason: dict[str, Any] = {
-            "rule": match.rule,
-            "category": match.category,
-            "evidence": text[start:end],
-            "span": [start, end],
-        }
-        if len(match.spans) > 1:
-            parts = [original_span(positions, *s) for s in match.spans]
-            reason["evidence"] = " + ".join(text[a:b] for a, b in parts)
-            reason["spans"] = [list(p) for p in parts]
-        reasons.append(reason)
+    seen: list[tuple[str, int, int]] = []
+    for folded, positions in _views(text):
+        matches = matcher.find(folded)
+        if matches and positions is None:
+            positions = offsets(text)
+        for match in matches:
+            action = policy.categories[match.category].action
+            if action == "allow":
+                continue
+            start, end = original_span(positions, *match.span)
+            if any(c == match.category and s <= start and end <= e for c, s, e in seen):
+                continue  # already reported from the plain reading
+            seen.append((match.category, start, end))
+            actions[match.category] = action
+            reason: dict[str, Any] = {
+                "rule": match.rule,
+                "category": match.category,
+                "evidence": text[start:end],
+                "span": [start, end],
+            }
+            if len(match.spans) > 1:
+                parts = [original_span(positions, *s) for s in match.spans]
+                reason["evidence"] = " + ".join(text[a:b] for a, b in parts)
+                reason["spans"] = [list(p) for p in parts]
+            reasons.append(reason)
     return _finish(policy, reasons, actions, text=text)
 
 

@@ -375,3 +375,24 @@ def test_names_are_not_stretched_into_real_words(default):
 )
 def test_exceptions_must_be_written_plainly(default, text, decision):
     assert decide_prompt(default, text).decision == decision
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "evidence"),
+    [
+        ("#SexyTeen photo", "minors", "Teen + Sexy"),
+        ("BareBreasts, 8k", "sexual", "BareBreasts"),
+        ("photo of JoeBiden", "public_figures", "JoeBiden"),
+    ],
+)
+def test_camel_case_words_are_read_apart(default, text, category, evidence):
+    decision = decide_prompt(default, text)
+    assert category in decision.categories
+    (reason,) = decision.reasons
+    assert reason["evidence"] == evidence
+    start, end = reason["span"]
+    assert evidence.split(" + ")[0] == text[start:end]
+
+
+def test_camel_case_brands_stay_innocent(default):
+    assert decide_prompt(default, "ArtStation, DeviantArt, McDonald's, iPhone, YouTube, PlayStation").allowed
