@@ -28,6 +28,9 @@ _KEY_LEET = {"4": "a", "@": "a", "8": "b", "3": "e", "9": "g", "6": "g", "1": "i
 _ANY_SEP = r"[\W_]+"
 _PART_JOIN = r"[\W_]*"
 _SECONDARY = frozenset({"exception", "context", "unless"})
+_FIELDS = {"term": "prompt.terms", "phrase": "prompt.phrases", "name": "prompt.name_lists", "group":
+           "prompt.combinations", "exception": "exceptions.phrases", "context": "exceptions.context.terms",
+           "unless": "exceptions.context.unless"}  # fmt: skip
 _BEFORE = r"(?<![^\W_])"
 _BOUNDARY_BEHIND_FIRST = r"(?<![^\W_](?s:.))"  # after the first character: no word character before it
 _AFTER = r"(?![^\W_]|[@$!|]+[^\W_])"
@@ -251,8 +254,12 @@ class Matcher:
     def _add(self, text: str, role: _Role, style: Style = TERM) -> None:
         entry_id = self._by_text.get((text, style))
         if entry_id is None:
+            try:
+                entry = compile_entry(text, style)
+            except ValueError as exc:
+                raise ValueError(f"field categories.{role.category}.{_FIELDS[role.kind]}: {exc}") from None
             entry_id = len(self._entries)
-            self._entries.append(compile_entry(text, style))
+            self._entries.append(entry)
             self._by_text[(text, style)] = entry_id
         self._roles[entry_id].append(role)
 

@@ -27,7 +27,8 @@ def _no_blank(values: list[str], what: str) -> list[str]:
 
 
 class RegexRule(_Strict):
-    """A regular expression run on the normalised (lower-case, de-obfuscated characters) prompt."""
+    """A regular expression run on the folded prompt: lower-case, accents and look-alike letters mapped,
+    invisible characters removed (leetspeak and spacing are left as written)."""
 
     name: str
     pattern: str

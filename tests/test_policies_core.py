@@ -396,3 +396,10 @@ def test_camel_case_words_are_read_apart(default, text, category, evidence):
 
 def test_camel_case_brands_stay_innocent(default):
     assert decide_prompt(default, "ArtStation, DeviantArt, McDonald's, iPhone, YouTube, PlayStation").allowed
+
+
+def test_entry_without_letters_names_its_field(tmp_path):
+    data = _minimal()
+    data["categories"]["bad"]["prompt"]["terms"] = ["ok", "!!!"]
+    with pytest.raises(PolicyError, match=r"field categories\.bad\.prompt\.terms: entry '!!!' has no letters"):
+        load_policy(_write(tmp_path, data))
