@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from PIL import Image
 
 from guard.errors import GuardError
 from guard.files import atomic_path
-from guard.images import load_image
+from guard.images import iter_image_files, load_image
 from guard.provenance.credentials import SIGNABLE_MIME, c2pa_context, make_signer, read_manifest, sign_asset
 from guard.provenance.fingerprint import fingerprints
 from guard.provenance.keys import SigningIdentity
@@ -312,6 +313,28 @@ def default_scheme(name: str | None = None) -> Any:
             raise
         raise GuardError("No watermark scheme is installed (guard.provenance.watermark is missing).") from None
     return get_scheme(name) if name else get_scheme()
+
+
+def batch_outputs(
+    inputs: Iterable[str | Path], output_dir: str | Path | None, *, in_place: bool = False
+) -> Iterator[tuple[Path, Path | GuardError]]:
+    """(input, output) for every image named or found in named folders; an error instead of an output
+    when two inputs would write the same file. Outputs keep the input's name (and suffix when we can
+    write that format, else `.png`) in `output_dir`, or replace the inputs with `in_place`."""
+    if (output_dir is None) == (not in_place):
+        raise GuardError("For several inputs give an output folder (-d DIR) or --in-place.")
+    taken: dict[Path, Path] = {}
+    for source in iter_image_files(inputs):
+        if in_place:
+            yield source, source
+            continue
+        suffix = source.suffix if source.suffix.lower() in OUTPUT_FORMATS else ".png"
+        output = Path(output_dir) / f"{source.stem}{suffix}"
+        if output in taken:
+            yield source, GuardError(f"{output} would also be written for {taken[output]}; rename one of them.")
+            continue
+        taken[output] = source
+        yield source, output
 
 
 def output_format(path: Path) -> str:

@@ -108,3 +108,33 @@ def test_cli_output_is_trusted_ai_made_and_found_after_metadata_stripping(cli_ho
         assert match.manifest_id == document["manifest_id"]
         payload = watermark.get_scheme(document["watermark"]["scheme"]).decode(image).payload
         assert store.find_by_payload(payload).manifest_id == document["manifest_id"]
+
+
+def test_cli_several_inputs_need_a_folder_or_in_place(cli_home, tmp_path):
+    runner = CliRunner()
+    inputs = [str(FORMATS / "sample1.png"), str(FORMATS / "mars.webp")]
+    for extra, message in [([], "output folder"), (["-o", str(tmp_path / "x.jpg")], "-d DIR")]:
+        result = runner.invoke(cli, ["protect", *inputs, *extra])
+        assert result.exit_code == 2
+        assert message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_folder_gives_one_json_line_per_image_and_exit_2_when_one_fails(cli_home, tmp_path):
+    pytest.importorskip("guard.provenance.watermark", reason="the watermark module has not landed yet")
+    import shutil
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(FORMATS / "P1000827.jpg", folder / "a.jpg")
+    shutil.copy(FORMATS / "TUSCANY.TIF", folder / "b.tif")
+    (folder / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["protect", str(folder), "-d", str(out), "--json"])
+    assert result.exit_code == 2, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(line["path"]).name for line in lines] == ["a.jpg", "b.tif", "broken.png"]
+    assert "error" in lines[2] and "manifest_id" not in lines[2]
+    for line in lines[:2]:
+        assert read_manifest(line["output"]).manifest_id == line["manifest_id"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.tif"]

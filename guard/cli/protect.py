@@ -14,9 +14,15 @@ SOURCE_TYPES = {
 
 
 @click.command("protect")
-@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
+@click.argument("input_paths", metavar="IN...", nargs=-1, required=True, type=click.Path())
 @click.option(
     "-o", "--output", "output_path", type=click.Path(dir_okay=False), help="Output file (.jpg, .png, .webp, ...)."
+)
+@click.option(
+    "-d",
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    help="Output folder, for several inputs or folders (names kept; .png where the format cannot be written).",
 )
 @click.option("--in-place", is_flag=True, help="Replace the input file (atomically).")
 @click.option(
@@ -58,9 +64,12 @@ SOURCE_TYPES = {
     help="Manifest store SQLAlchemy URL (default GUARD_STORE_URL or SQLite in GUARD_HOME).",
 )
 @json_option
+@click.pass_context
 def protect(
-    input_path: str,
+    ctx: click.Context,
+    input_paths: tuple[str, ...],
     output_path: str | None,
+    output_dir: str | None,
     in_place: bool,
     source_type: str,
     init_image: str | None,
@@ -75,27 +84,61 @@ def protect(
     store_url: str | None,
     as_json: bool,
 ) -> None:
-    """Embed the watermark in IN, sign its Content Credentials, record it, and write OUT."""
-    from guard.protect import Protector
+    """Embed the watermark in IN, sign its Content Credentials, record it, and write OUT.
+
+    One input: `-o OUT` or `--in-place`. Several inputs or folders: `-d DIR` or `--in-place`; one line
+    (JSON Lines with --json) per image, and exit code 2 if any image failed.
+    """
+    from pathlib import Path
+
+    from guard.errors import GuardError
+    from guard.protect import Protector, batch_outputs
     from guard.provenance.keys import SigningIdentity
     from guard.provenance.store import ManifestStore
 
-    generator = {"model": model, "model_version": model_version} if model else None
+    sources = [click.format_filename(p) for p in input_paths]
+    single = len(sources) == 1 and not Path(sources[0]).is_dir() and output_dir is None
+    if not single and output_path is not None:
+        raise GuardError("-o names one output file; for several inputs or a folder use -d DIR.")
+    if not single and init_image is not None:
+        raise GuardError("--init-image belongs to one generated image; give one input with it.")
+    options = {
+        "source_type": SOURCE_TYPES[source_type],
+        "generator": {"model": model, "model_version": model_version} if model else None,
+        "prompt": prompt,
+        "include_prompt": include_prompt,
+        "training_mining": None if training_mining == "none" else training_mining,
+    }
     identity = SigningIdentity.load(chain=chain, key=key, tsa_url=tsa_url)
     with ManifestStore.open(store_url) as store:
-        result = Protector.default(identity=identity, store=store).protect_file(
-            click.format_filename(input_path),
-            output_path,
-            in_place=in_place,
-            source_type=SOURCE_TYPES[source_type],
-            init_image=init_image,
-            generator=generator,
-            prompt=prompt,
-            include_prompt=include_prompt,
-            training_mining=None if training_mining == "none" else training_mining,
-        )
+        protector = Protector.default(identity=identity, store=store)
+        if single:
+            result = protector.protect_file(
+                sources[0], output_path, in_place=in_place, init_image=init_image, **options
+            )
+            _report(result, as_json)
+            return
+        failed = False
+        for source, output in batch_outputs(sources, output_dir, in_place=in_place):
+            try:
+                if isinstance(output, GuardError):
+                    raise output
+                result = protector.protect_file(source, None if in_place else output, in_place=in_place, **options)
+            except GuardError as exc:
+                failed = True
+                if as_json:
+                    emit_json({"path": str(source), "error": str(exc)})
+                else:
+                    click.echo(f"error: {source}: {exc}", err=True)
+                continue
+            _report(result, as_json, source=source)
+    if failed:
+        ctx.exit(2)
+
+
+def _report(result, as_json: bool, source=None) -> None:
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({"path": str(source), **result.to_dict()} if source is not None else result.to_dict())
         return
     click.echo(
         f"{result.output}: signed {result.manifest_id}, watermark {result.scheme} {result.payload.hex()}"
