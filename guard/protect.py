@@ -134,8 +134,10 @@ class Protector:
         policy_decision: dict[str, Any] | None = None,
         training_mining: str | None = "notAllowed",
         ingredient: tuple[bytes, str, str, str] | None = None,
+        icc_profile: bytes | None = None,
     ) -> ProtectResult:
-        """Watermark, sign, record and write one image. `ingredient` is (bytes, MIME, title, relationship)."""
+        """Watermark, sign, record and write one image. `ingredient` is (bytes, MIME, title, relationship);
+        `icc_profile` is the colour profile the pixels are in (kept, so colours do not shift)."""
         output = Path(output_path)
         fmt = output_format(output)
         mime = SIGNABLE_MIME[fmt]
@@ -143,7 +145,7 @@ class Protector:
             self.scheme = default_scheme()
         payload = self.store.new_payload(self.scheme.payload_bytes)
         marked = self.scheme.embed(image.convert("RGB"), payload)
-        encoded = encode(marked, fmt)
+        encoded = encode(marked, fmt, icc_profile=icc_profile)
         manifest_id = f"urn:c2pa:{uuid.uuid4()}"
         definition = build_manifest(
             title=output.name,
@@ -234,7 +236,9 @@ class Protector:
             init = Path(init_image)
             init_data = _read(init)
             ingredient = (init_data, _mime_of(init_data, init), init.name, "inputTo")
-        return self.protect(image, output, source_type=source_type, ingredient=ingredient, **options)
+        return self.protect(
+            image, output, source_type=source_type, ingredient=ingredient, icc_profile=_icc_of(data), **options
+        )
 
 
 def protect_image(
@@ -362,15 +366,16 @@ def resolve_output(source: Path, output_path: str | Path | None, in_place: bool)
     return output
 
 
-def encode(image: Image.Image, fmt: str) -> bytes:
-    """Encode an RGB image in a format we sign."""
+def encode(image: Image.Image, fmt: str, *, icc_profile: bytes | None = None) -> bytes:
+    """Encode an RGB image in a format we sign (with its colour profile, if given)."""
     if fmt == "HEIF":
         import pillow_heif
 
         pillow_heif.register_heif_opener()
     buffer = io.BytesIO()
     try:
-        image.save(buffer, fmt, **_ENCODE_OPTIONS.get(fmt, {}))
+        extra = {"icc_profile": icc_profile} if icc_profile else {}
+        image.save(buffer, fmt, **_ENCODE_OPTIONS.get(fmt, {}), **extra)
     except (KeyError, OSError) as exc:
         raise GuardError(f"This installation cannot encode {fmt} images: {exc}.") from None
     return buffer.getvalue()
@@ -395,6 +400,17 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise GuardError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+
+
+def _icc_of(data: bytes) -> bytes | None:
+    """The embedded ICC profile of an RGB image file, if any (other modes were converted to sRGB-ish RGB)."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            if probe.mode in ("RGB", "RGBA", "P"):
+                return probe.info.get("icc_profile") or None
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _mime_of(data: bytes, path: Path) -> str:

@@ -110,7 +110,7 @@ def test_found_in_store_after_metadata_is_stripped_and_reencoded(protector, gene
     assert [record.manifest_id for record, _ in matches] == [result.manifest_id]
 
 
-@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif", ".avif", ".heic"])
 def test_other_output_formats(protector, generated, trust, tmp_path, suffix):
     result = protect_image(generated, tmp_path / f"out{suffix}", protector=protector)
     assert read_manifest(result.output, trust=trust).state == "Trusted"
@@ -187,3 +187,11 @@ def test_remote_manifest_input_keeps_its_reference_as_parent(protector, trust, t
     reading = read_manifest(result.output, trust=trust)
     assert reading.state == "Trusted"
     assert result.has_parent and reading.ingredients[0]["title"] == "cloud.jpg"
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+def test_colour_profile_of_the_input_is_kept(protector, tmp_path, suffix):
+    source = FORMATS / "earth_apollo17.jpg"
+    icc = Image.open(source).info["icc_profile"]
+    result = protector.protect_file(source, tmp_path / f"out{suffix}")
+    assert Image.open(result.output).info.get("icc_profile") == icc
