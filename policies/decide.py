@@ -100,8 +100,9 @@ def _finish(policy: Policy, reasons: list[dict[str, Any]], actions: dict[str, st
     )
 
 
-_CAMEL_CASE = re.compile(r"[a-z](?=[A-Z])")
-"""A lower-case letter followed by an upper-case one: "SexyTeen", "BareBreasts" (hashtags, tags)."""
+_CAMEL_CASE = re.compile(r"[A-Z](?<=[a-z][A-Z])")
+"""An upper-case letter right after a lower-case one: "SexyTeen", "BareBreasts" (hashtags, tags).
+Written upper-case first so the regex engine skips quickly over the (mostly lower-case) text."""
 
 
 def _views(text: str) -> list[tuple[str, list[int] | None]]:
@@ -109,8 +110,8 @@ def _views(text: str) -> list[tuple[str, list[int] | None]]:
 
     Besides the text itself, a camel-cased text is also read with its words split apart."""
     views: list[tuple[str, list[int] | None]] = [(fold(text), None)]
-    if _CAMEL_CASE.search(text):
-        cuts = {m.end() for m in _CAMEL_CASE.finditer(text)}
+    if not text.islower() and _CAMEL_CASE.search(text):
+        cuts = {m.start() for m in _CAMEL_CASE.finditer(text)}
         split = "".join(f" {char}" if index in cuts else char for index, char in enumerate(text))
         back: list[int] = []
         for index in range(len(text)):
