@@ -234,3 +234,9 @@ def test_trust_from_environment_splits_paths_and_urls(monkeypatch):
     trust = TrustConfig.from_env(extra_anchors=["/home/keys/ca.pem"])
     assert trust.anchors == ("/a/ca.pem", "https://example.org/anchors.pem", "/b/ca.pem", "/home/keys/ca.pem")
     assert trust.trust_list == "/lists/C2PA-TRUST-LIST.pem"
+
+
+def test_unreachable_timestamp_authority_is_one_config_error(home):
+    identity = SigningIdentity.load(home, tsa_url="http://127.0.0.1:9/tsa")
+    with pytest.raises(ConfigError, match=r"timestamp authority http://127\.0\.0\.1:9/tsa did not answer"):
+        sign_asset(_manifest(), _photo(), "image/jpeg", make_signer(identity), identity=identity)

@@ -252,6 +252,11 @@ def signing_error(exc: BaseException, identity: SigningIdentity | None) -> Guard
             f"c2pa refused the signing certificate or key{where}: it needs a CA-issued end-entity certificate "
             f"with digitalSignature and one of these extended key usages ({allowed}), matching the key."
         )
+    if identity is not None and identity.tsa_url and ("http" in message or "timestamp" in message.lower()):
+        return ConfigError(
+            f"The timestamp authority {identity.tsa_url} did not answer ({message}); check the URL, or sign "
+            "without a timestamp by leaving GUARD_TSA_URL and --tsa-url unset."
+        )
     if "type is unsupported" in message or message.startswith("NotSupported"):
         return GuardError(f"c2pa cannot sign this format: {message}.")
     if message.startswith("Verify:"):
