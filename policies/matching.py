@@ -17,6 +17,7 @@ import re
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from policies.normalize import SPACED_RUN, fold
 from policies.schema import Policy
@@ -51,6 +52,18 @@ class _KeyTable(dict):
 
 _KEYS = _KeyTable()
 _SINGLE_LETTERS = frozenset("bcdefghjklmnopqrstuvwxyz0123456789")
+_COMMON_SHORT_WORDS = frozenset({
+    "to", "of", "a", "in", "i", "is", "it", "on", "be", "as", "at", "he", "by", "my", "or", "we", "an", "so", "me",
+    "if", "up", "do", "no", "us", "go", "s", "am", "mr", "d", "oh", "t", "m", "b", "r", "c", "e", "dr", "de", "re",
+    "co", "w", "st", "tv", "x", "l", "al", "n", "ok", "p", "o", "uk", "u", "f", "h", "v", "la", "y", "ii", "g",
+    "hi", "j", "k", "vs", "ex", "ed", "ad", "im", "pm", "ca", "ms", "ya", "et", "ll", "mm", "ah", "ma", "eu", "un",
+    "id", "ha", "em", "dc", "el", "q", "ve", "jr", "da", "pc", "ft", "en", "le", "bc", "z", "pa", "yo", "ny", "na",
+    "op", "ap", "iv", "mo", "pp", "km", "cd", "di", "il", "mi", "sa", "mp", "se", "cm", "eh", "fi", "hd", "uh",
+    "va", "ac", "li", "ye", "er", "ai", "dj", "ho"
+})  # fmt: skip
+"""Every word of one or two letters among the 5,000 most common English words (wordfreq), contractions and
+initials included. A word split in two ("nu de", "po rn") is only joined when one piece is a short
+non-word, so two real words ("pen is", "an al") are never read as one."""
 _EDGE_BANGS = re.compile(r"[!|]+(?![\w@$!|])")
 """'!' and '|' ending a word may be punctuation ("nude!") or leetspeak ("materia|"): both readings are tried."""
 
@@ -110,6 +123,8 @@ class Entry:
     wildcard: str | None = None  # "prefix", "suffix" or "infix" for entries written with '*'
     wild_key: str = ""
     inner_pattern: str = ""
+    style: Style = TERM
+    plural_re: str = ""
     _inner: re.Pattern[str] | None = None
 
     def inner(self) -> re.Pattern[str]:
@@ -149,7 +164,7 @@ def compile_entry(text: str, style: Style = TERM) -> Entry:
     if leading or trailing:
         joined = "".join(word_parts[0] if len(word_parts) == 1 else [p for ps in word_parts for p in ps])
         kind = "infix" if leading and trailing else ("suffix" if leading else "prefix")
-        return Entry(raw, keys, regex, kind, key_of(joined), _inner_body(word_parts, style))
+        return Entry(raw, keys, regex, kind, key_of(joined), _inner_body(word_parts, style), style)
     candidates = [(key_of(p), i) for i, parts in enumerate(word_parts) for p in parts]
     anchor, anchor_word = max(candidates, key=lambda c: len(c[0]))
     keys.add(anchor)
@@ -159,7 +174,9 @@ def compile_entry(text: str, style: Style = TERM) -> Entry:
     if style.plural and anchor_word == len(word_parts) - 1:
         for stem in list(keys):
             keys.update({key_of(stem + "s"), key_of(stem + "es")})
-    return Entry(raw, keys, regex, inner_pattern=_inner_body(word_parts, style) + plural_re)
+    return Entry(
+        raw, keys, regex, inner_pattern=_inner_body(word_parts, style) + plural_re, style=style, plural_re=plural_re
+    )
 
 
 def _inner_body(word_parts: list[list[str]], style: Style) -> str:
@@ -242,6 +259,7 @@ class Matcher:
             and len(entry.wild_key or min(entry.keys, key=len)) >= 4
             and any(r.kind not in _SECONDARY for r in self._roles[entry_id])
         ]
+        self._split_pairs = self._build_split_pairs()
         self._is_primary = [any(r.kind not in _SECONDARY for r in self._roles[i]) for i in range(len(self._entries))]
         self._is_secondary = [any(r.kind in _SECONDARY for r in self._roles[i]) for i in range(len(self._entries))]
         self._wild_regex: list[tuple[re.Pattern[str], dict[str, list[int]]]] = []
@@ -250,6 +268,29 @@ class Matcher:
             if keys:
                 alternation = "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
                 self._wild_regex.append((re.compile(shapes[kind].format(f"(?:{alternation})")), keys))
+
+    def _build_split_pairs(self) -> dict[tuple[str, str], list[tuple[int, re.Pattern[str]]]]:
+        """Blocked words split in two by a space or punctuation ("nu de", "po-rn"): key pairs -> patterns.
+
+        Only single words of three letters or more, and only splits where one piece is a short non-word."""
+        pairs: dict[tuple[str, str], list[tuple[int, re.Pattern[str]]]] = defaultdict(list)
+        for entry_id, entry in enumerate(self._entries):
+            kinds = {role.kind for role in self._roles[entry_id]}
+            if not kinds & {"term", "phrase", "group"} or entry.style != TERM:
+                continue
+            word = fold(entry.text.strip("*"))
+            if not word.isalnum() or len(word) < 3:
+                continue
+            tail = _WORD_CHARS if entry.wildcard in ("prefix", "infix") else entry.plural_re
+            for cut in range(1, len(word)):
+                left, right = word[:cut], word[cut:]
+                if not any(len(piece) <= 2 and piece not in _COMMON_SHORT_WORDS for piece in (left, right)):
+                    continue
+                regex = re.compile(
+                    _part_regex(left, TERM, first=True) + r"[\W_]{1,3}" + _part_regex(right, TERM) + tail + _AFTER
+                )
+                pairs[(key_of(left), key_of(right))].append((entry_id, regex))
+        return dict(pairs)
 
     def _add(self, text: str, role: _Role, style: Style = TERM) -> None:
         entry_id = self._by_text.get((text, style))
@@ -266,7 +307,8 @@ class Matcher:
     def _candidates(self, folded: str) -> tuple[set[int], dict[int, list[tuple[int, int]]]]:
         """Entries whose key occurs in the prompt, plus spans found in spaced-out runs."""
         keytext = _REPEATED.sub("", folded.translate(_KEYS))
-        words = set(keytext.split())
+        tokens = keytext.split()
+        words = set(tokens)
         if "!" in folded or "|" in folded:  # both readings: "nude!" is punctuation, "materia|" is leetspeak
             words.update(_REPEATED.sub("", _EDGE_BANGS.sub(" ", folded).translate(_KEYS)).split())
         found: set[int] = set()
@@ -278,7 +320,12 @@ class Matcher:
                 found.update(keys[hit])
         # Letters spelled out one by one leave one-character words in the key view (articles aside).
         spaced = words & _SINGLE_LETTERS and SPACED_RUN.search(folded)
-        return found, self._spaced_runs(folded) if spaced else {}
+        extra = self._spaced_runs(folded) if spaced else {}
+        for pair in self._split_pairs.keys() & set(pairwise(tokens)):
+            for entry_id, pattern in self._split_pairs[pair]:
+                for match in pattern.finditer(folded):
+                    extra.setdefault(entry_id, []).append(match.span())
+        return found, extra
 
     def _spaced_runs(self, folded: str) -> dict[int, list[tuple[int, int]]]:
         """Entries spelled out letter by letter ("n u d e", "s.e.l.f-h.a.r.m", "n u d e w o m a n")."""

@@ -403,3 +403,20 @@ def test_entry_without_letters_names_its_field(tmp_path):
     data["categories"]["bad"]["prompt"]["terms"] = ["ok", "!!!"]
     with pytest.raises(PolicyError, match=r"field categories\.bad\.prompt\.terms: entry '!!!' has no letters"):
         load_policy(_write(tmp_path, data))
+
+
+@pytest.mark.parametrize(
+    ("text", "evidence"),
+    [("nu de beach", "nu de"), ("po-rn", "po-rn"), ("a sw astika flag", "sw astika"), ("pe nis", "pe nis")],
+)
+def test_words_split_by_a_short_non_word_piece_are_joined(default, text, evidence):
+    decision = decide_prompt(default, text)
+    assert decision.decision == "block"
+    assert [r["evidence"] for r in decision.reasons] == [evidence]
+
+
+@pytest.mark.parametrize(
+    "text", ["the pen is mightier", "an Al Pacino movie", "the artist's ex-wife", "Nu Metal band", "a hen tail"]
+)
+def test_two_real_words_are_never_joined(default, text):
+    assert decide_prompt(default, text).decision == "allow"

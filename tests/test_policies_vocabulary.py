@@ -110,3 +110,24 @@ INNOCENT_SENTENCES = [
 def test_innocent_sentences_are_allowed(text):
     decision = decide_prompt(load_policy("default"), text)
     assert decision.decision == "allow", decision.reasons
+
+
+def test_pairs_of_common_words_are_not_joined_into_blocked_words():
+    """Every way to cut a blocked word into two common words ("pen is", "an al", "co ck"?) stays innocent."""
+    policy = load_policy("default")
+    common = set(wordfreq.top_n_list("en", 5000))
+    words = {
+        normalize(e.strip("*"))
+        for c in policy.categories.values()
+        if c.action == "block"
+        for e in c.prompt.terms
+        if " " not in e and "-" not in e
+    }
+    pairs = [f"{w[:cut]} {w[cut:]}" for w in words for cut in range(1, len(w)) if {w[:cut], w[cut:]} <= common]
+    assert "pen is" in pairs and "an al" in pairs
+    joined = {}
+    for text in pairs:
+        for reason in decide_prompt(policy, text).reasons:
+            if " " in reason["evidence"]:
+                joined[text] = reason["rule"]
+    assert not joined, joined
