@@ -420,3 +420,16 @@ def test_words_split_by_a_short_non_word_piece_are_joined(default, text, evidenc
 )
 def test_two_real_words_are_never_joined(default, text):
     assert decide_prompt(default, text).decision == "allow"
+
+
+def test_user_name_list_next_to_the_policy(tmp_path):
+    (tmp_path / "staff.yaml").write_text("# our executives\nexecutives:\n  - Jane Example\n  - John Sample\n")
+    data = _minimal()
+    data["categories"]["people"] = {"action": "review", "prompt": {"name_lists": ["staff.yaml"]}}
+    policy = load_policy(_write(tmp_path, data))
+    decision = decide_prompt(policy, "a photo of jane example")
+    assert decision.decision == "review"
+    assert decision.reasons[0]["rule"] == "name:Jane Example"
+    data["categories"]["people"]["prompt"]["name_lists"] = ["missing.yaml"]
+    with pytest.raises(PolicyError, match=r"categories\.people\.prompt\.name_lists\.0"):
+        load_policy(_write(tmp_path, data))

@@ -1,4 +1,8 @@
-"""Property-based tests: normalisation is idempotent, obfuscated blocked terms are caught, nothing crashes."""
+"""Property-based tests: normalisation is idempotent, obfuscated blocked terms are caught, nothing crashes.
+
+Derandomized, so every run checks the same examples; to explore, run them with more examples and
+`derandomize=False`, and pin what you find as a unit test.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +59,7 @@ def obfuscated(draw, entry: str) -> str:
 
 
 @pytest.mark.parametrize("entry", BLOCKED_ENTRIES)
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(data=st.data())
 def test_obfuscated_blocked_terms_are_caught(entry, data):
     variant = data.draw(obfuscated(entry), label="variant")
@@ -64,11 +68,17 @@ def test_obfuscated_blocked_terms_are_caught(entry, data):
     decision = decide_prompt(DEFAULT, text)
     assert decision.decision == "block", (text, decision.to_dict())
     for reason in decision.reasons:
-        start, end = reason["span"]
-        assert text[start:end] == reason["evidence"]
+        _assert_evidence_at_spans(text, reason)
 
 
-@settings(max_examples=300, deadline=None)
+def _assert_evidence_at_spans(text: str, reason: dict) -> None:
+    """The evidence is the original text at the span (for a combination: each part at its own span)."""
+    spans = reason.get("spans", [reason["span"]])
+    parts = reason["evidence"].split(" + ") if "spans" in reason else [reason["evidence"]]
+    assert [text[a:b] for a, b in spans] == parts
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.text())
 def test_normalize_is_idempotent(text):
     once = normalize(text)
@@ -76,7 +86,7 @@ def test_normalize_is_idempotent(text):
     assert fold(fold(text)) == fold(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.text(alphabet=st.characters(codec="utf-8")))
 def test_arbitrary_unicode_never_crashes_and_spans_are_valid(text):
     positions = offsets(text)
@@ -88,12 +98,12 @@ def test_arbitrary_unicode_never_crashes_and_spans_are_valid(text):
         for reason in out["reasons"]:
             start, end = reason["span"]
             assert 0 <= start <= end <= len(text)
+            _assert_evidence_at_spans(text, reason)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(st.lists(st.sampled_from(["nude", "s3x", "n.u.d.e", "Joe Biden", "cat", "é", "\u200b", " ", "ß", "ﬁ"])))
 def test_evidence_is_the_original_text_at_span(pieces):
     text = " ".join(pieces)
     for reason in decide_prompt(DEFAULT, text).reasons:
-        start, end = reason["span"]
-        assert text[start:end] == reason["evidence"] or "+" in reason["evidence"]
+        _assert_evidence_at_spans(text, reason)
