@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from guard.cli import cli
+from guard.protect import default_scheme
 from guard.provenance.credentials import read_manifest
 from guard.provenance.keys import init_identity
 
@@ -33,7 +34,6 @@ def cli_home(home, tmp_path, monkeypatch):
 
 
 def test_cli_protect_json_fields(cli_home, tmp_path):
-    pytest.importorskip("guard.provenance.watermark", reason="the watermark module has not landed yet")
     out = tmp_path / "out.jpg"
     result = CliRunner().invoke(
         cli, ["protect", str(FORMATS / "earth_apollo17.jpg"), "-o", str(out), "--model", "sd-turbo", "--json"]
@@ -85,7 +85,6 @@ def test_cli_expired_certificate_and_wrong_password_exit_2(tmp_path, monkeypatch
 
 
 def test_cli_output_is_trusted_ai_made_and_found_after_metadata_stripping(cli_home, tmp_path):
-    watermark = pytest.importorskip("guard.provenance.watermark", reason="the watermark module has not landed yet")
     from PIL import Image
 
     from guard.provenance.credentials import TrustConfig
@@ -106,7 +105,7 @@ def test_cli_output_is_trusted_ai_made_and_found_after_metadata_stripping(cli_ho
     with ManifestStore.open() as store:
         (match, _), *_ = store.find_by_fingerprint(image)
         assert match.manifest_id == document["manifest_id"]
-        payload = watermark.get_scheme(document["watermark"]["scheme"]).decode(image).payload
+        payload = default_scheme(document["watermark"]["scheme"]).decode(image).payload
         assert store.find_by_payload(payload).manifest_id == document["manifest_id"]
 
 
@@ -121,7 +120,6 @@ def test_cli_several_inputs_need_a_folder_or_in_place(cli_home, tmp_path):
 
 
 def test_cli_folder_gives_one_json_line_per_image_and_exit_2_when_one_fails(cli_home, tmp_path):
-    pytest.importorskip("guard.provenance.watermark", reason="the watermark module has not landed yet")
     import shutil
 
     folder = tmp_path / "in"
@@ -138,3 +136,16 @@ def test_cli_folder_gives_one_json_line_per_image_and_exit_2_when_one_fails(cli_
     for line in lines[:2]:
         assert read_manifest(line["output"]).manifest_id == line["manifest_id"]
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.tif"]
+
+
+def test_cli_tiny_image_is_protected_or_refused_in_one_line(cli_home, tmp_path):
+    """A 91x69 image: whether the watermark scheme can carry 48 bits in it is the scheme's call, but the
+    answer is never a traceback."""
+    result = CliRunner().invoke(cli, ["protect", str(FORMATS / "libpng-test.png"), "-o", str(tmp_path / "o.png")])
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    if result.exit_code == 0:
+        assert read_manifest(tmp_path / "o.png").state == "Valid"
+    else:
+        assert result.exit_code == 2
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "o.png").exists()

@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from guard.protect import Protector, protect_image
+from guard.protect import Protector, default_scheme, protect_image
 from guard.provenance.keys import SigningIdentity, init_identity
 from guard.provenance.store import ManifestStore
-
-TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +32,8 @@ def _run_killed(home: Path, out_dir: Path, when: str) -> subprocess.CompletedPro
     script = textwrap.dedent(
         f"""
         import os, signal, sys
-        sys.path.insert(0, {str(TESTS)!r})
         from PIL import Image
-        from test_protect_flow import _scheme
-        from guard.protect import Protector, protect_image
+        from guard.protect import Protector, default_scheme, protect_image
         from guard.provenance.keys import SigningIdentity
         from guard.provenance.store import ManifestStore
 
@@ -52,7 +48,7 @@ def _run_killed(home: Path, out_dir: Path, when: str) -> subprocess.CompletedPro
 
         ManifestStore.add = add
         store = ManifestStore.open("sqlite:///{out_dir / "store.db"}")
-        protector = Protector(identity=SigningIdentity.load({str(home)!r}), store=store, scheme=_scheme())
+        protector = Protector(identity=SigningIdentity.load({str(home)!r}), store=store, scheme=default_scheme())
         image = Image.effect_mandelbrot((256, 256), (-2, -1.5, 1, 1.5), 100).convert("RGB")
         protect_image(image, {str(out_dir / "out.jpg")!r}, protector=protector)
         """
@@ -83,13 +79,11 @@ def test_kill_between_commit_and_rename_leaves_a_record_but_never_an_unrecorded_
 
 
 def test_failed_rename_removes_the_record(home, tmp_path, monkeypatch):
-    from test_protect_flow import _scheme
-
     def refuse(src, dst):
         raise PermissionError(13, "Permission denied")
 
     with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
         monkeypatch.setattr("guard.files.os.replace", refuse)
         with pytest.raises(PermissionError):
             protect_image(_image(), tmp_path / "out.jpg", protector=protector)
@@ -99,8 +93,6 @@ def test_failed_rename_removes_the_record(home, tmp_path, monkeypatch):
 
 
 def test_failed_signing_writes_nothing(home, tmp_path, monkeypatch):
-    from test_protect_flow import _scheme
-
     import guard.protect
     from guard.errors import GuardError
 
@@ -114,7 +106,7 @@ def test_failed_signing_writes_nothing(home, tmp_path, monkeypatch):
     # c2pa itself refuses the claim: "first action must be created or opened".
     monkeypatch.setattr(guard.protect, "build_manifest", without_created_action)
     with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
         with pytest.raises(GuardError, match="c2pa refused the manifest"):
             protect_image(_image(), tmp_path / "out.jpg", protector=protector)
         assert store.count() == 0

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from guard.errors import GuardError
-from guard.protect import Protector, protect_image
+from guard.protect import Protector, default_scheme, protect_image
 from guard.provenance.credentials import TrustConfig, read_manifest
 from guard.provenance.keys import SigningIdentity, init_identity
 from guard.provenance.manifest import IPTC
@@ -19,36 +19,6 @@ from guard.provenance.store import ManifestStore
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FORMATS = SHARED / "fixtures" / "formats"
-
-
-def _scheme():
-    try:
-        from guard.provenance.watermark import get_scheme
-    except ModuleNotFoundError:
-        return _InterimDwtDctSvd()
-    return get_scheme()
-
-
-class _InterimDwtDctSvd:
-    """invisible-watermark's dwtDctSvd behind the watermark interface, until guard.provenance.watermark lands."""
-
-    name = "dwtDctSvd"
-    payload_bytes = 6
-
-    def embed(self, image, payload):
-        from imwatermark import WatermarkEncoder
-
-        encoder = WatermarkEncoder()
-        encoder.set_watermark("bytes", payload)
-        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
-        return Image.fromarray(np.ascontiguousarray(encoder.encode(bgr, "dwtDctSvd")[:, :, ::-1]))
-
-    def decode(self, image):
-        from imwatermark import WatermarkDecoder
-
-        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
-        payload = WatermarkDecoder("bytes", 48).decode(bgr, "dwtDctSvd")
-        return type("Result", (), {"payload": payload})()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +36,7 @@ def trust(home):
 @pytest.fixture()
 def protector(home, tmp_path):
     with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        yield Protector(identity=SigningIdentity.load(home), store=store, scheme=_scheme())
+        yield Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
 
 
 @pytest.fixture(scope="module")
