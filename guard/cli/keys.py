@@ -55,10 +55,11 @@ def init(organization: str, common_name: str | None, days: int, encrypt: bool, f
 @json_option
 def show(chain: str | None, key: str | None, as_json: bool) -> None:
     """Show the identity that signs (never the private key) and where its files are."""
-    from guard.provenance.keys import SigningIdentity, local_trust_anchor
+    from guard.provenance.keys import CHAIN_FILE, SigningIdentity, keys_dir, local_trust_anchor
 
     identity = SigningIdentity.load(chain=chain, key=key)
-    anchor = local_trust_anchor() if identity.chain_path and identity.chain_path.parent.name == "keys" else None
+    is_local = identity.chain_path == keys_dir() / CHAIN_FILE
+    anchor = local_trust_anchor() if is_local else None
     summary = {**identity.describe(), "trust_anchor": str(anchor) if anchor else None}
     if as_json:
         emit_json(summary)
