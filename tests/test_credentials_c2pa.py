@@ -96,6 +96,7 @@ def test_manifest_says_who_what_and_under_which_policy(signer, identity, anchore
     assert actions[0]["action"] == "c2pa.created"
     assert actions[0]["softwareAgent"] == {"name": "stabilityai/sd-turbo", "version": "1.0"}
     assert actions[-1]["action"] == "c2pa.watermarked.bound"
+    assert reading.soft_bindings == [{"alg": "com.image-guard.watermark.guard", "value": PAYLOAD.hex()}]
     binding = reading.assertion("c2pa.soft-binding")
     assert binding["alg"] == "com.image-guard.watermark.guard"
     assert binding["blocks"] == [{"scope": {}, "value": PAYLOAD.hex()}]

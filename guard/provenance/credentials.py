@@ -123,6 +123,17 @@ class ManifestReading:
         return found
 
     @property
+    def soft_bindings(self) -> list[dict[str, str]]:
+        """`{"alg", "value"}` for each block of the active manifest's soft-binding assertions (ours: alg
+        `com.image-guard.watermark.<scheme>`, value = the watermark payload in hex)."""
+        found = []
+        for item in (self.active or {}).get("assertions", []):
+            if item.get("label") == "c2pa.soft-binding":
+                data = item.get("data") or {}
+                found.extend({"alg": data.get("alg"), "value": b.get("value")} for b in data.get("blocks", []))
+        return found
+
+    @property
     def ingredients(self) -> list[dict[str, Any]]:
         return list((self.active or {}).get("ingredients", []))
 
