@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -41,23 +42,31 @@ def pg_url():
     as_user: list[str] = []
     folder = Path(tempfile.mkdtemp(prefix="guard-pg-"))
     if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no `postgres` user to run the server as")
         if not shutil.which("runuser"):
             pytest.skip("running as root without runuser: cannot start PostgreSQL")
         as_user = ["runuser", "-u", "postgres", "--"]
         shutil.chown(folder, user="postgres")
     folder.chmod(0o700)
     data = folder / "data"
-    subprocess.run(
-        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "guard", "--no-sync", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-    )
     options = f"-k {folder} -c listen_addresses='' -F"
-    subprocess.run(
-        [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
+    try:
+        subprocess.run(
+            [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "guard", "--no-sync", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"],
+            check=True,
+            capture_output=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"cannot start a PostgreSQL server here: {exc.stderr.decode(errors='replace').strip()[:200]}")
     try:
         yield f"postgresql+psycopg://guard@/postgres?host={folder}"
     finally:
