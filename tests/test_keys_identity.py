@@ -167,3 +167,14 @@ def test_cli_errors_exit_2_with_one_line(home, tmp_path):
     assert wrong.stderr.strip().splitlines() == [wrong.stderr.strip()]
     assert "Wrong password" in wrong.stderr
     assert "Traceback" not in wrong.output
+
+
+def test_cli_init_encrypts_the_key_with_the_password_from_the_environment(home):
+    runner = CliRunner()
+    made = runner.invoke(cli, ["keys", "init", "--encrypt"], env={"GUARD_SIGN_KEY_PASSWORD": "s3cret"})
+    assert made.exit_code == 0, made.output
+    assert (keys_dir(home) / "signer.key").read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert "s3cret" not in made.output
+    assert runner.invoke(cli, ["keys", "show"], env={"GUARD_SIGN_KEY_PASSWORD": "s3cret"}).exit_code == 0
+    again = runner.invoke(cli, ["keys", "init"])
+    assert again.exit_code == 2 and "--force" in again.stderr

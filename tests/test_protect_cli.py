@@ -149,3 +149,17 @@ def test_cli_tiny_image_is_protected_or_refused_in_one_line(cli_home, tmp_path):
         assert result.exit_code == 2
         assert len(result.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_signs_with_the_users_own_chain_and_key(cli_home, tmp_path):
+    from guard.provenance.credentials import TrustConfig
+
+    own = init_identity(tmp_path / "newsroom", organization="Newsroom")
+    out = tmp_path / "out.jpg"
+    argv = ["protect", str(FORMATS / "P1000827.jpg"), "-o", str(out), "--source-type", "edit"]
+    argv += ["--cert", str(own / "signer.pem"), "--key", str(own / "signer.key"), "--json"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    assert "O=Newsroom" in json.loads(result.stdout)["signer"]
+    assert read_manifest(out, trust=TrustConfig(anchors=(own / "ca.pem",))).state == "Trusted"
+    assert read_manifest(out, trust=TrustConfig(anchors=(cli_home / "keys" / "ca.pem",))).state == "Valid"
