@@ -241,3 +241,10 @@ def test_unreachable_timestamp_authority_is_one_config_error(home):
     identity = SigningIdentity.load(home, tsa_url="http://127.0.0.1:9/tsa")
     with pytest.raises(ConfigError, match=r"timestamp authority http://127\.0\.0\.1:9/tsa did not answer"):
         sign_asset(_manifest(), _photo(), "image/jpeg", make_signer(identity), identity=identity)
+
+
+@pytest.mark.parametrize("data", [b"", b"hello world", _photo()[:60]], ids=["empty", "text", "truncated"])
+def test_unreadable_assets_have_no_manifest_and_say_why(data):
+    reading = read_manifest(data)
+    assert reading.present is False and reading.state is None
+    assert reading.error.startswith("c2pa cannot")

@@ -237,6 +237,8 @@ def read_manifest(
             )
         if "NotSupported" in message or "type is unsupported" in message:
             return ManifestReading(present=False, error="c2pa cannot read this format")
+        if "could not be parsed" in message:
+            return ManifestReading(present=False, error=f"c2pa cannot parse this file ({message})")
         return ManifestReading(present=True, error=_reading_error(message))
     if reader is None:
         return ManifestReading(present=False)
