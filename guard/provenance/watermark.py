@@ -1,0 +1,84 @@
+"""Invisible watermarks: one interface for our scheme and the known schemes the verifier reads.
+
+A scheme has a `name`, a `payload_bytes` size, `decode(image) -> WatermarkResult` and, where we can embed
+it, `embed(image, payload) -> image`. Schemes are registered by name and imported on first use, so reading
+a prompt never loads a watermark codec.
+
+`WatermarkResult.detected` is a calibrated call: each decoder documents the false-positive rate per image
+its threshold gives. `payload` is what the decoder read (None when nothing was detected and the bits are
+meaningless).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from PIL import Image
+
+from guard.errors import GuardError
+
+
+@dataclass(frozen=True)
+class WatermarkResult:
+    """What one scheme found in one image."""
+
+    scheme: str
+    detected: bool
+    payload: bytes | None
+    confidence: float
+    details: dict[str, Any] = field(default_factory=dict)
+    """Scheme-specific evidence (matching bits, correlation, the message read, the threshold ...)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields DESIGN.md names (`scheme`, `detected`, `payload` as hex or null, `confidence`), then details."""
+        return {
+            "scheme": self.scheme,
+            "detected": self.detected,
+            "payload": self.payload.hex() if self.payload is not None else None,
+            "confidence": round(float(self.confidence), 6),
+            **self.details,
+        }
+
+
+class WatermarkScheme(Protocol):
+    """A watermark decoder, and an encoder where `embed` is implemented."""
+
+    name: str
+    payload_bytes: int
+
+    def decode(self, image: Image.Image) -> WatermarkResult: ...
+
+    def embed(self, image: Image.Image, payload: bytes) -> Image.Image: ...
+
+
+SCHEMES: dict[str, str] = {
+    "dwtDctSvd": "guard.protect:InterimDwtDctSvd",
+}
+"""Scheme name -> "module:factory" (a class or function taking no arguments). The watermark issue registers
+ours ("guard") and the known ones (Stable Diffusion, SDXL, rivaGan); until then the interim dwtDctSvd."""
+
+DEFAULT_SCHEME = "dwtDctSvd"
+"""The scheme `guard protect` embeds (the interim one until ours lands)."""
+
+KNOWN_SCHEMES: tuple[str, ...] = ()
+"""Schemes the verifier tries on every image, in order (ours first)."""
+
+_instances: dict[str, WatermarkScheme] = {}
+
+
+def get_scheme(name: str = DEFAULT_SCHEME) -> WatermarkScheme:
+    """The scheme registered under `name` (one shared instance per process)."""
+    if name not in SCHEMES:
+        raise GuardError(f"Unknown watermark scheme {name!r}; known: {', '.join(sorted(SCHEMES)) or 'none'}.")
+    if name not in _instances:
+        module, attr = SCHEMES[name].split(":")
+        _instances[name] = getattr(importlib.import_module(module), attr)()
+    return _instances[name]
+
+
+def decode_all(image: Image.Image, schemes: tuple[str, ...] | None = None) -> list[WatermarkResult]:
+    """Every known scheme's reading of `image` (RGB), in `KNOWN_SCHEMES` order."""
+    rgb = image.convert("RGB")
+    return [get_scheme(name).decode(rgb) for name in (schemes if schemes is not None else KNOWN_SCHEMES)]
