@@ -11,8 +11,10 @@ folders are used; a missing model is one sentence naming it and how to provide i
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +83,8 @@ def load_pipeline(
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     auto = AutoPipelineForText2Image if task == "text-to-image" else AutoPipelineForImage2Image
     try:
-        pipe = auto.from_pretrained(name, **kwargs)
+        with _quiet_loading():
+            pipe = auto.from_pretrained(name, **kwargs)
     except ValueError as exc:
         if "AutoPipeline can't find a pipeline linked to" in str(exc):
             raise ModelLoadError(
@@ -129,6 +132,24 @@ def place(pipe: Any, choice: DeviceChoice, *, low_memory: bool = False) -> None:
                 raise ModelLoadError(f"CPU offload needs the accelerate package ({_first_line(exc)}).") from None
             return
     pipe.to(choice.device)
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No "Loading pipeline components" / "Loading weights" bars on the caller's stderr while loading."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    shown = diffusers_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown[0]:
+            diffusers_logging.enable_progress_bar()
+        if shown[1]:
+            transformers_logging.enable_progress_bar()
 
 
 def _dtype_keyword() -> str:

@@ -13,6 +13,7 @@ from guard.cli.common import user_errors
 COMMANDS: dict[str, str] = {
     "check-prompt": "guard.cli.prompt:check_prompt",
     "demo": "guard.cli.demo:demo",
+    "generate": "guard.cli.generate:generate",
     "keys": "guard.cli.keys:keys",
     "protect": "guard.cli.protect:protect",
 }
