@@ -192,7 +192,10 @@ def decide_image(
                     "rule": f"image:{threshold.detector}.{threshold.label}>={threshold.min_score:g}",
                     "category": cat_name,
                     "evidence": f"{threshold.label}={score:.3f}",
+                    "detector": threshold.detector,
+                    "label": threshold.label,
                     "score": float(score),
+                    "threshold": threshold.min_score,
                 }
             )
     reasons = [r for r in reasons if policy.categories[r["category"]].action != "allow"]
