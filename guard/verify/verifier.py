@@ -1,0 +1,126 @@
+"""Verify an image: gather every piece of evidence it carries, then state the verdict.
+
+`Verifier` sets up once what many files share (the c2pa context with its trust settings, the manifest store,
+the resolver, the conforming products list, the classifier); `verify_file` runs one file through it:
+
+1. decode the image (`load_image`: bad files are refused with one `ImageError` line);
+2. Content Credentials embedded in the file, validated;
+3. watermarks (every known scheme);
+4. when the file's credentials are absent or not intact: recovery from the local store (watermark payload,
+   then fingerprint), then from a resolution service if one is configured;
+5. metadata hints; the synthetic-image classifier when asked for and configured;
+6. the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guard.errors import GuardError
+from guard.images import load_image
+from guard.provenance.credentials import SIGNABLE_MIME, TrustConfig
+from guard.provenance.store import ManifestStore
+from guard.verify.conformance import ConformingProducts
+from guard.verify.credentials import gather
+from guard.verify.metadata import read_metadata
+from guard.verify.recovery import Recovery, recover_local, recover_remote
+from guard.verify.report import VerifyReport
+from guard.verify.resolver import SoftBindingResolver
+from guard.verify.synthetic import NOT_RUN, classify, load_synthetic_detector
+from guard.verify.trust import VerifyTrust
+from guard.verify.verdict import decide
+from guard.verify.watermarks import read_watermarks
+
+
+@dataclass
+class Verifier:
+    """Shared set-up for verifying many files."""
+
+    trust: VerifyTrust = field(default_factory=VerifyTrust.default)
+    store: ManifestStore | None = None
+    resolver: SoftBindingResolver | None = None
+    products: ConformingProducts | None = None
+    classifier: bool = False
+    """Run the synthetic-image classifier (when its weights are configured)."""
+    schemes: tuple[str, ...] | None = None
+    """Watermark schemes to try (None: all known)."""
+
+    def __post_init__(self) -> None:
+        self._context = self.trust.context()
+        self._detector = load_synthetic_detector() if self.classifier else None
+
+    def verify_file(self, path: str | Path) -> VerifyReport:
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise GuardError(f"{path}: no such file.") from None
+        except IsADirectoryError:
+            raise GuardError(f"{path}: is a folder, not an image file.") from None
+        except OSError as exc:
+            raise GuardError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+        return self.verify_bytes(data, name=str(path))
+
+    def verify_bytes(self, data: bytes, *, name: str = "<bytes>") -> VerifyReport:
+        image = load_image(data)
+        metadata = read_metadata(data)
+        mime = SIGNABLE_MIME.get(metadata.get("format") or "")
+        if metadata.get("format") == "MPO":
+            mime = "image/jpeg"
+        c2pa = gather(data, context=self._context, mime=mime, products=self.products)
+        watermarks = read_watermarks(image, self.schemes)
+        recovery: Recovery | None = None
+        resolver_info: dict[str, Any] | None = None
+        if c2pa.state not in ("Valid", "Trusted"):
+            if self.store is not None:
+                recovery = recover_local(
+                    self.store, watermarks, image, data, mime=mime, context=self._context, products=self.products
+                )
+            if recovery is None and self.resolver is not None:
+                recovery, error = recover_remote(
+                    self.resolver, watermarks, data, mime=mime, context=self._context, products=self.products
+                )
+                resolver_info = {"url": self.resolver.base_url, "error": error, "found": recovery is not None}
+        synthetic = classify(image, self._detector) if self.classifier else {"status": "not run", "reason": NOT_RUN}
+        verdict = decide(c2pa, recovery, watermarks, metadata.get("hints", []), synthetic)
+        return VerifyReport(
+            path=name,
+            c2pa=c2pa,
+            watermarks=watermarks,
+            recovered=recovery,
+            metadata=metadata,
+            synthetic=synthetic,
+            verdict=verdict,
+            trust=self.trust.describe(),
+            resolver=resolver_info,
+            image=image,
+        )
+
+
+def verify_file(
+    path: str | Path,
+    *,
+    trust: VerifyTrust | TrustConfig | None = None,
+    store: ManifestStore | None = None,
+    resolver: SoftBindingResolver | str | None = None,
+    products: ConformingProducts | str | Path | None = None,
+    classifier: bool = False,
+) -> VerifyReport:
+    """Verify one file. `trust`: a `VerifyTrust` or a plain `TrustConfig` (default: the environment and the
+    local CA); `store`: the manifest store to recover from (None: no local recovery); `resolver`: a
+    resolution service or its URL; `products`: the conforming products list or its path/URL (default:
+    GUARD_CONFORMING_PRODUCTS)."""
+    if isinstance(trust, TrustConfig):
+        trust = VerifyTrust(trust=trust)
+    if isinstance(resolver, str):
+        resolver = SoftBindingResolver(resolver)
+    if isinstance(products, str | Path):
+        products = ConformingProducts.load(products)
+    elif products is None:
+        products = ConformingProducts.from_env()
+    verifier = Verifier(
+        trust=trust or VerifyTrust.default(), store=store, resolver=resolver, products=products, classifier=classifier
+    )
+    return verifier.verify_file(path)

@@ -1,0 +1,87 @@
+"""Watermark evidence: every known scheme's reading of the image, through the watermark interface.
+
+The schemes tried are `KNOWN_SCHEMES` (ours first, then Stable Diffusion / SDXL / rivaGan) plus the scheme
+`guard protect` embeds, so an image this installation protected is always read. A scheme that cannot run
+(its codec missing, the image too small) is reported with its reason instead of stopping the verification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from guard.errors import GuardError
+
+
+@dataclass
+class WatermarkReading:
+    """One scheme's reading. `detected` is None when the scheme cannot tell presence on its own (any image
+    yields some bits); then only a store look-up of the payload decides (`resolved`)."""
+
+    scheme: str
+    detected: bool | None
+    payload: bytes | None
+    confidence: float | None
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    resolved: bool = False
+    """The payload named a record in the manifest store."""
+
+    @property
+    def found(self) -> bool:
+        """A mark is present: the decoder says so, or its payload resolved in the store."""
+        return bool(self.detected) or self.resolved
+
+    def to_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "scheme": self.scheme,
+            "detected": self.found,
+            "payload": self.payload.hex()
+            if self.payload is not None and (self.found or self.detected is None)
+            else None,
+            "confidence": round(float(self.confidence), 6) if self.confidence is not None else None,
+        }
+        if self.detected is None:
+            document["decided_by"] = "manifest store look-up (the scheme cannot detect presence by itself)"
+        if self.resolved:
+            document["resolved_in_store"] = True
+        if self.error:
+            document["error"] = self.error
+        document.update({k: v for k, v in self.details.items() if k not in document})
+        return document
+
+
+def schemes_to_try() -> tuple[str, ...]:
+    from guard.provenance import watermark
+
+    names = list(watermark.KNOWN_SCHEMES)
+    if watermark.DEFAULT_SCHEME not in names:
+        names.insert(0, watermark.DEFAULT_SCHEME)
+    return tuple(names)
+
+
+def read_watermarks(image: Image.Image, schemes: tuple[str, ...] | None = None) -> list[WatermarkReading]:
+    """Each scheme's reading of `image` (RGB)."""
+    from guard.provenance.watermark import get_scheme
+
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    readings = []
+    for name in schemes if schemes is not None else schemes_to_try():
+        try:
+            result = get_scheme(name).decode(rgb)
+        except (GuardError, ValueError, ImportError) as exc:
+            readings.append(WatermarkReading(name, False, None, None, error=str(exc) or type(exc).__name__))
+            continue
+        payload = getattr(result, "payload", None)
+        readings.append(
+            WatermarkReading(
+                scheme=getattr(result, "scheme", name),
+                detected=getattr(result, "detected", None),
+                payload=bytes(payload) if payload is not None else None,
+                confidence=getattr(result, "confidence", None),
+                details=dict(getattr(result, "details", None) or {}),
+            )
+        )
+    return readings
