@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "generate": "guard.cli.generate:generate",
     "keys": "guard.cli.keys:keys",
     "protect": "guard.cli.protect:protect",
+    "scan": "guard.cli.scan:scan",
 }
 """Subcommand name -> "module:attribute". Each module is a thin shell over a library call."""
 
