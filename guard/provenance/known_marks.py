@@ -1,0 +1,362 @@
+"""Watermarks other generators embed: Stable Diffusion v1/v2, SDXL (invisible-watermark's dwtDct) and rivaGan.
+
+Stable Diffusion's reference scripts mark every output with invisible-watermark's `dwtDct`, a fixed message
+repeated over the image: `b"StableDiffusionV1"` (CompVis/stable-diffusion, scripts/txt2img.py) and `b"SDV2"`
+(Stability-AI/stablediffusion). Stability's generative-models and diffusers' `StableDiffusionXLWatermarker`
+mark SDXL outputs with the fixed 48-bit `WATERMARK_MESSAGE`, through the same codec but on float pixels.
+
+dwtDct decodes imperfectly even on an untouched image (a few bits in ten can flip), so an exact match is the
+wrong test. A fixed-message scheme is detected when the bits read agree with its message in at least `k` of
+`n` places, where `k` is the smallest count whose chance on an image without the mark is at most
+`FALSE_POSITIVE_RATE` (1e-6). That chance is computed two ways and the larger is used:
+
+- the bits read are fair coin flips: a binomial tail, P(X >= k | n, 1/2);
+- the bits read are biased coins with the ones-rate this very image shows (a flat or dark image reads
+  almost every bit the same): a Poisson-binomial tail, where a message bit 1 matches with that rate and a
+  message bit 0 with its complement. A constant bit string can then only match by its own count, which is
+  far below `k` for every message here.
+
+rivaGan carries an arbitrary 32-bit payload that we cannot know in advance, so there is no message to match:
+its decoder reports the 32 bits and makes no detection call, unless it is given the payload to look for
+(`RivaGan.decode_expecting`, the same k-of-n test). See `RivaGan` for why the logits' margins are not used.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from guard.errors import GuardError
+from guard.provenance.dwtdct import MIN_PIXELS, bgr_array, decode_votes
+from guard.provenance.watermark import WatermarkResult
+
+FALSE_POSITIVE_RATE = 1e-6
+"""Largest chance per image and scheme that a decoder reports a mark in an image without one."""
+
+SDXL_WATERMARK_MESSAGE = 0b101100111110110010010000011110111011000110011110
+"""The 48-bit message of Stability's generative-models and diffusers' StableDiffusionXLWatermarker."""
+
+
+def bits_of(data: bytes) -> np.ndarray:
+    """Bytes as a bool array, most significant bit first (invisible-watermark's order)."""
+    return np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(bool)
+
+
+def binomial_tail(matches: int, n: int) -> float:
+    """P(X >= matches) for X ~ Binomial(n, 1/2): the chance that n fair coin flips agree with a message that often."""
+    return sum(math.comb(n, i) for i in range(max(matches, 0), n + 1)) / 2**n
+
+
+def biased_tail(matches: int, message: np.ndarray, ones_rate: float) -> float:
+    """P(X >= matches) when every bit read is 1 with probability `ones_rate`, independently.
+
+    A message bit 1 then matches with probability `ones_rate`, a message bit 0 with `1 - ones_rate`; X is the
+    sum of the two binomial counts.
+    """
+    ones = int(message.sum())
+    zeros = len(message) - ones
+    p = min(max(ones_rate, 0.0), 1.0)
+    from_ones = [math.comb(ones, a) * p**a * (1 - p) ** (ones - a) for a in range(ones + 1)]
+    from_zeros = [math.comb(zeros, b) * (1 - p) ** b * p ** (zeros - b) for b in range(zeros + 1)]
+    return min(
+        1.0,
+        sum(pa * pb for a, pa in enumerate(from_ones) for b, pb in enumerate(from_zeros) if a + b >= matches),
+    )
+
+
+def match_tail(matches: int, message: np.ndarray, ones_rate: float) -> float:
+    """The chance of at least `matches` agreements without the mark: the larger of the fair and biased tails."""
+    return max(binomial_tail(matches, len(message)), biased_tail(matches, message, ones_rate))
+
+
+def threshold_bits(message: np.ndarray, ones_rate: float, rate: float = FALSE_POSITIVE_RATE) -> int:
+    """The smallest number of matching bits whose chance without the mark is at most `rate` (n + 1: never)."""
+    n = len(message)
+    for k in range(n // 2, n + 1):
+        if match_tail(k, message, ones_rate) <= rate:
+            return k
+    return n + 1
+
+
+def _too_small(name: str, image: Image.Image) -> WatermarkResult | None:
+    """invisible-watermark never marks (nor reads) images under 256x256 pixels: nothing can be found there."""
+    if image.width * image.height >= MIN_PIXELS:
+        return None
+    return WatermarkResult(
+        scheme=name,
+        detected=False,
+        payload=None,
+        confidence=0.0,
+        details={"note": f"{image.width}x{image.height} is under the {MIN_PIXELS} pixels invisible-watermark marks"},
+    )
+
+
+@dataclass(frozen=True)
+class DwtDctMessage:
+    """A fixed message embedded with invisible-watermark's dwtDct, detected by a calibrated k-of-n match."""
+
+    name: str
+    message: bytes
+    float_pixels: bool = False
+    """True when the generator hands dwtDct float pixels (diffusers' SDXL watermarker) instead of uint8. OpenCV
+    then centres U on 0.5 instead of 128, which shifts every coefficient by 255 - and flips the bits read in
+    uint8 wherever the strongest chroma coefficient is negative - so such a mark is read from float pixels
+    (and from uint8 too, each reading at half the false-positive budget)."""
+    label: str = ""
+    _bits: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_bits", bits_of(self.message))
+
+    @property
+    def payload_bytes(self) -> int:
+        return len(self.message)
+
+    @property
+    def fixed_payload(self) -> bytes:
+        """The message every image of this generator carries (embed takes no other)."""
+        return self.message
+
+    @property
+    def bits(self) -> np.ndarray:
+        return self._bits.copy()
+
+    def decode(self, image: Image.Image) -> WatermarkResult:
+        """Read the message's bits from `image` (RGB) and test them against the message.
+
+        Details: `message` (hex), `bits`, `matching_bits`, `threshold_bits` (the k of the k-of-n test),
+        `false_positive_bound` (the chance of reaching k without the mark, at most 1e-6), `p_value` (the
+        chance of this many matches without the mark), `ones_rate` (share of ones read), `read` (the bits
+        read, hex) and, for float-pixel schemes, `pixels_read_as` ("float" or "uint8": both are tried, each
+        at half the false-positive budget, and the more significant reading is reported). `confidence` is
+        the share of matching bits.
+        """
+        small = _too_small(self.name, image)
+        if small is not None:
+            return small
+        bgr = bgr_array(image)
+        readings = {"uint8": bgr}
+        if self.float_pixels:
+            # OpenCV centres U on 0.5 for float pixels and on 128 for uint8: read the mark where it was written,
+            # and also as uint8 (a re-encoded copy can read better there); the bound covers both tries.
+            readings = {"float": bgr.astype(np.float32), **readings}
+        rate = FALSE_POSITIVE_RATE / len(readings)
+        best: dict[str, Any] | None = None
+        for domain, pixels in readings.items():
+            votes = decode_votes(pixels, len(self._bits))
+            if not votes.blocks.all():
+                return WatermarkResult(
+                    scheme=self.name,
+                    detected=False,
+                    payload=None,
+                    confidence=0.0,
+                    details={"note": f"{image.width}x{image.height} is too narrow to hold every bit of the message"},
+                )
+            read = votes.bits
+            matches = int((read == self._bits).sum())
+            ones_rate = float(read.mean())
+            reading = {
+                "domain": domain,
+                "read": read,
+                "matches": matches,
+                "ones_rate": ones_rate,
+                "threshold": threshold_bits(self._bits, ones_rate, rate),
+                "tail": match_tail(matches, self._bits, ones_rate),
+            }
+            if best is None or (reading["tail"], -matches) < (best["tail"], -best["matches"]):
+                best = reading
+        assert best is not None
+        detected = best["matches"] >= best["threshold"]
+        tries = len(readings)
+        details = {
+            "message": self.message.hex(),
+            "bits": len(self._bits),
+            "matching_bits": best["matches"],
+            "threshold_bits": best["threshold"],
+            "false_positive_bound": _significant(tries * match_tail(best["threshold"], self._bits, best["ones_rate"])),
+            "p_value": _significant(min(1.0, tries * best["tail"])),
+            "ones_rate": round(best["ones_rate"], 4),
+            "read": np.packbits(best["read"]).tobytes().hex(),
+        }
+        if tries > 1:
+            details["pixels_read_as"] = best["domain"]
+        return WatermarkResult(
+            scheme=self.name,
+            detected=detected,
+            payload=self.message if detected else None,
+            confidence=best["matches"] / len(self._bits),
+            details=details,
+        )
+
+    def embed(self, image: Image.Image, payload: bytes | None = None) -> Image.Image:
+        """Mark `image` with invisible-watermark exactly as the generator does (for tests and `guard watermark`)."""
+        if payload is not None and payload != self.message:
+            raise GuardError(
+                f"The {self.name} watermark always carries {self.message.hex()} ({self.label}); "
+                "leave the payload out."
+            )
+        if image.width * image.height < MIN_PIXELS:
+            raise GuardError(
+                f"The image is {image.width}x{image.height}: invisible-watermark marks only images of at least "
+                f"{MIN_PIXELS} pixels (256x256)."
+            )
+        from imwatermark import WatermarkEncoder
+
+        encoder = WatermarkEncoder()
+        encoder.set_watermark("bits", self._bits.astype(int).tolist())
+        rgb = np.asarray(image.convert("RGB"))
+        if not self.float_pixels:
+            # CompVis/stable-diffusion put_watermark: RGB -> BGR uint8, encode, back to RGB.
+            marked = encoder.encode(np.ascontiguousarray(rgb[:, :, ::-1]), "dwtDct")
+            return Image.fromarray(np.ascontiguousarray(marked[:, :, ::-1]))
+        # diffusers StableDiffusionXLWatermarker.apply_watermark on the VAE's [-1, 1] output, then the image
+        # processor's postprocess: clamp to [0, 1], times 255, round.
+        latent_range = rgb.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+        pixels = np.float32(255) * (latent_range / np.float32(2) + np.float32(0.5))
+        marked = encoder.encode(np.ascontiguousarray(pixels[:, :, ::-1]), "dwtDct")[:, :, ::-1]
+        signed = np.clip(np.float32(2) * (marked / np.float32(255) - np.float32(0.5)), -1.0, 1.0)
+        unit = np.clip(signed / np.float32(2) + np.float32(0.5), 0.0, 1.0)
+        return Image.fromarray(np.round(unit * 255).astype(np.uint8))
+
+
+def _significant(value: float) -> float:
+    """A probability rounded to 3 significant digits (so tiny bounds survive JSON rounding)."""
+    return float(f"{value:.3g}")
+
+
+def stable_diffusion_v1() -> DwtDctMessage:
+    return DwtDctMessage("sd-v1", b"StableDiffusionV1", label='bytes "StableDiffusionV1"')
+
+
+def stable_diffusion_v2() -> DwtDctMessage:
+    return DwtDctMessage("sd-v2", b"SDV2", label='bytes "SDV2"')
+
+
+def sdxl() -> DwtDctMessage:
+    return DwtDctMessage(
+        "sdxl",
+        SDXL_WATERMARK_MESSAGE.to_bytes(6, "big"),
+        float_pixels=True,
+        label="the SDXL WATERMARK_MESSAGE",
+    )
+
+
+RIVAGAN_LOGIT_THRESHOLD = 0.52
+"""invisible-watermark reads a rivaGan bit as 1 when its logit exceeds this."""
+
+
+@dataclass
+class RivaGan:
+    """invisible-watermark's rivaGan: a learned 32-bit codec run through its bundled ONNX models.
+
+    `decode` reports the 32 bits read (`details.bits_read`, exactly invisible-watermark's bits) but cannot
+    say whether a mark is there: the payload is arbitrary, so there is no message to match, and the logits'
+    distance from the threshold does not separate marked from clean images safely (on 512x512 photos we
+    measured a clean photo with a median distance of 3.6 and a marked one with 5.8). So `detected` is always
+    False, `details.decidable` is False, and `confidence` is 0. Given the payload to look for,
+    `decode_expecting` is a calibrated k-of-32 test like the fixed-message schemes' (30 of 32 bits).
+    Reading is slow (about 2 s per 512x512 image on one core), which is why the verifier does not try it on
+    every image.
+    """
+
+    name: str = "rivaGan"
+    payload_bytes: int = 4
+
+    @cached_property
+    def _decoder(self) -> Any:
+        return _onnx_session("rivagan_decoder.onnx")
+
+    def logits(self, image: Image.Image) -> np.ndarray:
+        """The decoder's 32 logits for `image` (RGB), fed as invisible-watermark feeds it (BGR in [-1, 1])."""
+        bgr = bgr_array(image).astype(np.float32)
+        frame = (bgr / np.float32(127.5) - np.float32(1.0)).transpose(2, 0, 1)[None, :, None]
+        return self._decoder.run(None, {"frame": np.ascontiguousarray(frame)})[0][0]
+
+    def _read(self, image: Image.Image) -> tuple[np.ndarray, dict[str, Any]] | WatermarkResult:
+        small = _too_small(self.name, image)
+        if small is not None:
+            return small
+        logits = self.logits(image)
+        read = logits > RIVAGAN_LOGIT_THRESHOLD
+        return read, {
+            "bits_read": np.packbits(read).tobytes().hex(),
+            "median_margin": round(float(np.median(np.abs(logits - RIVAGAN_LOGIT_THRESHOLD))), 3),
+        }
+
+    def decode(self, image: Image.Image) -> WatermarkResult:
+        """The 32 bits read, with no detection call (see the class docstring)."""
+        reading = self._read(image)
+        if isinstance(reading, WatermarkResult):
+            return reading
+        _, details = reading
+        details.update(decidable=False, note="rivaGan carries an arbitrary payload: give the one to look for")
+        return WatermarkResult(scheme=self.name, detected=False, payload=None, confidence=0.0, details=details)
+
+    def decode_expecting(self, image: Image.Image, payload: bytes) -> WatermarkResult:
+        """Is `payload` in `image`? Detected when the bits read match it in at least k of 32 places, k set so
+        that the chance on an image without it is at most 1e-6 (the fixed-message schemes' test)."""
+        if len(payload) != self.payload_bytes:
+            raise GuardError(f"A rivaGan payload is {self.payload_bytes} bytes ({len(payload)} given).")
+        reading = self._read(image)
+        if isinstance(reading, WatermarkResult):
+            return reading
+        read, details = reading
+        expected = bits_of(payload)
+        matches = int((read == expected).sum())
+        ones_rate = float(read.mean())
+        k = threshold_bits(expected, ones_rate)
+        details.update(
+            expected=payload.hex(),
+            matching_bits=matches,
+            threshold_bits=k,
+            false_positive_bound=_significant(match_tail(k, expected, ones_rate)),
+            p_value=_significant(match_tail(matches, expected, ones_rate)),
+        )
+        detected = matches >= k
+        return WatermarkResult(
+            scheme=self.name,
+            detected=detected,
+            payload=payload if detected else None,
+            confidence=matches / len(expected),
+            details=details,
+        )
+
+    def embed(self, image: Image.Image, payload: bytes) -> Image.Image:
+        """Mark `image` with invisible-watermark's rivaGan encoder (slow: about a second per 512x512 image)."""
+        if len(payload) != self.payload_bytes:
+            raise GuardError(f"A rivaGan payload is {self.payload_bytes} bytes ({len(payload)} given).")
+        if image.width * image.height < MIN_PIXELS:
+            raise GuardError(
+                f"The image is {image.width}x{image.height}: invisible-watermark marks only images of at least "
+                f"{MIN_PIXELS} pixels (256x256)."
+            )
+        from imwatermark import WatermarkEncoder
+
+        WatermarkEncoder.loadModel()
+        encoder = WatermarkEncoder()
+        encoder.set_watermark("bytes", payload)
+        marked = encoder.encode(bgr_array(image), "rivaGan")
+        return Image.fromarray(np.ascontiguousarray(marked[:, :, ::-1]))
+
+
+def _onnx_session(filename: str) -> Any:
+    """An ONNX Runtime session for one of the models invisible-watermark ships (without importing it: torch)."""
+    import importlib.util
+
+    import onnxruntime
+
+    spec = importlib.util.find_spec("imwatermark")
+    if spec is None or not spec.submodule_search_locations:
+        raise GuardError("invisible-watermark is not installed; install it with `pip install invisible-watermark`.")
+    path = os.path.join(next(iter(spec.submodule_search_locations)), filename)
+    if not os.path.exists(path):
+        raise GuardError(f"invisible-watermark's model {filename} is missing; reinstall invisible-watermark.")
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
