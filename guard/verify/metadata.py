@@ -91,7 +91,8 @@ def _read(image: Image.Image) -> dict[str, Any]:
     iptc = _iptc(image)
     hints = [*_text_hints(text, exif), *_xmp_hints(xmp), *_software_hints(exif, xmp, iptc)]
     if exif.get("Make") or exif.get("Model"):
-        camera = " ".join(v for v in (exif.get("Make"), exif.get("Model")) if v)
+        make, model = exif.get("Make", ""), exif.get("Model", "")
+        camera = model if make and model.lower().startswith(make.lower()) else f"{make} {model}".strip()
         hints.append(MetadataHint("exif:Make/Model", camera, "captured (claimed)", f"EXIF names a camera: {camera}"))
     return {
         "format": image.format,

@@ -38,13 +38,12 @@ class WatermarkReading:
         document: dict[str, Any] = {
             "scheme": self.scheme,
             "detected": self.found,
-            "payload": self.payload.hex()
-            if self.payload is not None and (self.found or self.detected is None)
-            else None,
+            "payload": self.payload.hex() if self.payload is not None and self.found else None,
             "confidence": round(float(self.confidence), 6) if self.confidence is not None else None,
         }
         if self.detected is None:
             document["decided_by"] = "manifest store look-up (the scheme cannot detect presence by itself)"
+            document["bits_read"] = self.payload.hex() if self.payload is not None else None
         if self.resolved:
             document["resolved_in_store"] = True
         if self.error:
