@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "keys": "guard.cli.keys:keys",
     "protect": "guard.cli.protect:protect",
     "scan": "guard.cli.scan:scan",
+    "verify": "guard.cli.verify:verify",
 }
 """Subcommand name -> "module:attribute". Each module is a thin shell over a library call."""
 

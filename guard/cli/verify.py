@@ -1,0 +1,159 @@
+"""`guard verify`: where does an image come from? Evidence and a careful verdict, for one file or many."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from guard.cli.common import EXIT_BAD_INPUT, EXIT_CLEAN, EXIT_FLAGGED, emit_json, json_option
+
+ENV_RESOLVER_URL = "GUARD_RESOLVER_URL"
+
+
+@click.command("verify")
+@click.argument("input_paths", metavar="IMAGE...", nargs=-1, required=True, type=click.Path())
+@json_option
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report.")
+@click.option(
+    "--trust-anchors",
+    multiple=True,
+    metavar="PATH|URL",
+    help="PEM trust anchors (e.g. the C2PA trust list), repeatable; added to GUARD_TRUST_ANCHORS and the local CA.",
+)
+@click.option(
+    "--allowed-list", multiple=True, metavar="PATH|URL", help="PEM end-entity certificates trusted as they are."
+)
+@click.option(
+    "--trust-config", type=click.Path(dir_okay=False), help="Allowed extended key usage OIDs, one a line (c2patool)."
+)
+@click.option("--no-local-anchor", is_flag=True, help="Do not trust this installation's own CA (guard keys init).")
+@click.option("--fetch-remote", is_flag=True, help="Download manifests that live at a URL (offline by default).")
+@click.option(
+    "--conforming-products",
+    metavar="PATH|URL",
+    default=None,
+    help="C2PA conforming products list (JSON); default GUARD_CONFORMING_PRODUCTS.",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="Manifest store to recover from (default GUARD_STORE_URL or the SQLite store in GUARD_HOME, if it exists).",
+)
+@click.option("--no-store", is_flag=True, help="Do not look in any local manifest store.")
+@click.option(
+    "--resolver",
+    "resolver_url",
+    default=None,
+    help=f"C2PA soft binding resolution service URL (or {ENV_RESOLVER_URL}).",
+)
+@click.option(
+    "--classifier", is_flag=True, help="Run the synthetic-image classifier (when its weights are configured)."
+)
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    input_paths: tuple[str, ...],
+    as_json: bool,
+    html_path: str | None,
+    trust_anchors: tuple[str, ...],
+    allowed_list: tuple[str, ...],
+    trust_config: str | None,
+    no_local_anchor: bool,
+    fetch_remote: bool,
+    conforming_products: str | None,
+    store_url: str | None,
+    no_store: bool,
+    resolver_url: str | None,
+    classifier: bool,
+) -> None:
+    """Gather the evidence IMAGE carries (Content Credentials, watermarks, manifest store, metadata) and say
+    where it comes from.
+
+    One image: a report (JSON with --json). Several images or a folder: one JSON line per image and a
+    progress bar. Exit codes: 0 nothing to flag (which is not a claim of authenticity), 1 an image shows AI
+    involvement or credentials that fail validation, 2 bad input or usage (for many images: any unreadable).
+    """
+    from guard.errors import GuardError
+    from guard.verify import Verifier
+    from guard.verify.conformance import ConformingProducts
+    from guard.verify.resolver import SoftBindingResolver
+    from guard.verify.trust import VerifyTrust
+
+    sources = [click.format_filename(p) for p in input_paths]
+    single = len(sources) == 1 and not Path(sources[0]).is_dir()
+    if html_path and not single:
+        raise GuardError("--html writes the report of one image; give a single file.")
+    trust = VerifyTrust.default(
+        anchors=trust_anchors,
+        allowed=allowed_list,
+        trust_config=trust_config,
+        fetch_remote=fetch_remote,
+        include_local=not no_local_anchor,
+    )
+    products = ConformingProducts.load(conforming_products) if conforming_products else ConformingProducts.from_env()
+    resolver_url = resolver_url or os.environ.get(ENV_RESOLVER_URL) or None
+    resolver = SoftBindingResolver(resolver_url) if resolver_url else None
+    store = None if no_store else _open_store(store_url)
+    try:
+        verifier = Verifier(trust=trust, store=store, resolver=resolver, products=products, classifier=classifier)
+        if single:
+            report = verifier.verify_file(sources[0])
+            if html_path:
+                from guard.verify.html import write_html
+
+                write_html(report, html_path)
+            if as_json:
+                emit_json(report.to_dict())
+            else:
+                from guard.verify import render_terminal
+
+                render_terminal(report)
+            ctx.exit(EXIT_FLAGGED if report.flagged else EXIT_CLEAN)
+        ctx.exit(_verify_many(verifier, sources))
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _verify_many(verifier, sources: list[str]) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from guard.errors import GuardError
+    from guard.images import iter_image_files
+
+    files = list(iter_image_files(sources))
+    flagged = failed = False
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("verifying", total=len(files))
+        for path in files:
+            try:
+                report = verifier.verify_file(path)
+            except GuardError as exc:
+                failed = True
+                emit_json({"path": str(path), "error": str(exc)})
+            else:
+                flagged = flagged or report.flagged
+                emit_json(report.to_dict())
+            progress.advance(task)
+    if failed:
+        return EXIT_BAD_INPUT
+    return EXIT_FLAGGED if flagged else EXIT_CLEAN
+
+
+def _open_store(url: str | None):
+    """The manifest store to recover from; None when the default SQLite store does not exist (verify never
+    creates one)."""
+    from guard.provenance.store import ManifestStore, default_url
+
+    url = url or default_url()
+    if url.startswith("sqlite:///"):
+        database = url.removeprefix("sqlite:///")
+        if database and database != ":memory:" and not Path(database).expanduser().exists():
+            return None
+    return ManifestStore.open(url)
