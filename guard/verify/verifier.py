@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from guard.errors import GuardError
 from guard.images import load_image
 from guard.provenance.credentials import SIGNABLE_MIME, TrustConfig
@@ -61,10 +63,11 @@ class Verifier:
             raise GuardError(f"{path}: is a folder, not an image file.") from None
         except OSError as exc:
             raise GuardError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
-        return self.verify_bytes(data, name=str(path))
+        return self.verify_bytes(data, name=str(path), image=load_image(path))
 
-    def verify_bytes(self, data: bytes, *, name: str = "<bytes>") -> VerifyReport:
-        image = load_image(data)
+    def verify_bytes(self, data: bytes, *, name: str = "<bytes>", image: Image.Image | None = None) -> VerifyReport:
+        """Verify an encoded image (`image`: its decoded pixels, when the caller already has them)."""
+        image = image if image is not None else load_image(data)
         metadata = read_metadata(data)
         mime = SIGNABLE_MIME.get(metadata.get("format") or "")
         if metadata.get("format") == "MPO":

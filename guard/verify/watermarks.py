@@ -12,8 +12,6 @@ from typing import Any
 
 from PIL import Image
 
-from guard.errors import GuardError
-
 
 @dataclass
 class WatermarkReading:
@@ -70,7 +68,7 @@ def read_watermarks(image: Image.Image, schemes: tuple[str, ...] | None = None) 
     for name in schemes if schemes is not None else schemes_to_try():
         try:
             result = get_scheme(name).decode(rgb)
-        except (GuardError, ValueError, ImportError) as exc:
+        except Exception as exc:  # a codec that fails on this image (too small, missing model) must not stop the rest
             readings.append(WatermarkReading(name, False, None, None, error=str(exc) or type(exc).__name__))
             continue
         payload = getattr(result, "payload", None)
