@@ -1,0 +1,342 @@
+"""Our invisible watermark: tiled spread spectrum in luma, synchronised by autocorrelation, with a calibrated detector.
+
+**Embedding.** The image is viewed at a working resolution whose shorter side is 512 pixels. There a
+128x128 tile is repeated over the whole picture. The tile holds a 32x32 grid of chips (one every 4 pixels),
+each a smooth Gaussian pulse whose sign is +1 or -1: 360 chips carry a fixed pseudo-random synchronisation
+sequence, the other 664 carry the message — 4 version bits + the 48-bit payload + CRC-8, convolutionally
+coded (K=7, rate 1/3, 198 coded bits, each spread over 3-4 chips with pseudo-random signs). The tiled
+pattern is resized to the image, shaped by a texture mask (more strength where the picture is busy,
+less in flat areas), scaled to a fixed mean-square error (PSNR ~40 dB) and added equally to R, G and B, so
+only luma changes.
+
+**Decoding.** The luma is brought to the same working resolution and high-pass filtered. Because the mark
+repeats, the autocorrelation of that residual has peaks on the lattice of tile periods; the strongest
+peaks give the tile's current size and orientation, so resizing, cropping followed by rescaling, and small
+rotations are undone without searching. The residual is then warped back and folded (all tiles summed
+into one), which also makes any crop a mere circular shift: the shift is found by correlating the folded
+tile with the synchronisation chips at every one of the 128x128 offsets at once (FFT). The message
+chips at the winning offset give soft values for the Viterbi decoder; the CRC and version check the result.
+
+**Calibration.** At every offset the detector computes z = sum(a_k * s_k) / sqrt(sum(a_k^2)), where a_k are
+the image's values at the synchronisation chips and s_k the key's +-1 signs. For any image that does not
+carry the mark, the signs are independent of the image, and Hoeffding's inequality for Rademacher sums
+bounds P(z >= t) <= exp(-t^2 / 2) whatever the image looks like. The detector tests `CANDIDATES`
+geometries x 16,384 offsets; by the union bound the false-positive probability per image is at most
+H * exp(-t^2 / 2) with H the number of tests, and the threshold t is set so that this is 1e-6
+(t = sqrt(2 ln(H / 1e-6)) ~ 7.2). `confidence` is 1 minus that bound at the observed z (0 when the bound
+exceeds 1), so an image is `detected` exactly when confidence >= 1 - 1e-6. The geometry candidates come
+from the autocorrelation alone, which does not depend on the key, so the bound holds as stated.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+import scipy.fft
+from PIL import Image
+
+from guard.errors import GuardError
+from guard.provenance import convolutional
+from guard.provenance.watermark import WatermarkResult
+
+VERSION = 1
+"""The scheme version written inside every mark (4 bits)."""
+
+VERSION_BITS = 4
+PAYLOAD_BYTES = 6
+WORK_SIDE = 512
+"""The shorter side of the working resolution, where the tile is 128x128 pixels."""
+TILE = 128
+CHIP = 4
+GRID = TILE // CHIP
+SYNC_CHIPS = 256
+PULSE_SIGMA = 1.6
+"""Standard deviation (working-resolution pixels) of the Gaussian pulse each chip is drawn with."""
+TARGET_PSNR = 40.0
+"""The embedding strength: the mark's mean-square error corresponds to this PSNR (before clipping)."""
+MIN_SIDE = 128
+"""Images whose shorter side is below this are refused by `embed` (and read as not marked by `decode`)."""
+FALSE_POSITIVE_RATE = 1e-6
+"""Upper bound on the probability that an unmarked image is reported as marked."""
+CANDIDATES = 4
+"""Tile geometries (scale and rotation) taken from the autocorrelation peaks; the untouched geometry (scale 1,
+no rotation: the image was at most resized as a whole) is always tested first, on top of these."""
+PERIOD_RANGE = (80.0, 250.0)
+"""Tile periods searched, in working-resolution pixels (128 when the image was only resized)."""
+MAX_ROTATION = 10.0
+"""Rotations searched, in degrees either way."""
+KEY = b"image-guard watermark v1"
+"""Seed of the pseudo-random chip layout and signs. It is public: anyone can detect (and so attack) the mark."""
+
+INFO_BITS = VERSION_BITS + PAYLOAD_BYTES * 8 + 8
+CODED_BITS = convolutional.RATE * (INFO_BITS + convolutional.MEMORY)
+HYPOTHESES = (1 + CANDIDATES) * TILE * TILE
+CHECK_BITS = VERSION_BITS + 8
+"""Bits of the decoded message an unmarked image matches only by chance: the version and the CRC-8."""
+
+
+def false_positive_bound(z: float, message_valid: bool = False) -> float:
+    """Bound on the probability that an unmarked image scores `z` (and, if `message_valid`, also decodes to a
+    message with the right version and CRC) at some tested geometry and offset; see the module docstring."""
+    chance = 2.0 ** -CHECK_BITS if message_valid else 1.0
+    return min(1.0, 2.0 * HYPOTHESES * math.exp(-0.5 * z * z) * chance)
+
+
+THRESHOLD = math.sqrt(2.0 * math.log(2.0 * HYPOTHESES / FALSE_POSITIVE_RATE))
+"""The z-score that alone means detected (`false_positive_bound(THRESHOLD) == FALSE_POSITIVE_RATE`)."""
+THRESHOLD_WITH_MESSAGE = math.sqrt(2.0 * math.log(2.0 * HYPOTHESES * 2.0**-CHECK_BITS / FALSE_POSITIVE_RATE))
+"""The z-score that means detected when the decoded message also has the right version and CRC."""
+
+
+class _Layout:
+    """The key-derived chip layout: which chips synchronise, which carry which coded bit, and their signs."""
+
+    def __init__(self, key: bytes) -> None:
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+        order = rng.permutation(GRID * GRID)
+        self.sync_index = order[:SYNC_CHIPS]
+        self.message_index = order[SYNC_CHIPS:]
+        self.sync_signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), SYNC_CHIPS)
+        self.message_signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), self.message_index.size)
+        self.message_bit = np.arange(self.message_index.size) % CODED_BITS
+        # chip k sits at pixel (row, col) = CHIP * divmod(k, GRID)
+        self.sync_rows, self.sync_cols = (CHIP * np.divmod(self.sync_index, GRID)[i] for i in (0, 1))
+        self.message_rows, self.message_cols = (CHIP * np.divmod(self.message_index, GRID)[i] for i in (0, 1))
+
+        freq = np.fft.fftfreq(TILE)
+        envelope = np.exp(-2.0 * (math.pi * PULSE_SIGMA) ** 2 * freq**2)
+        self.pulse_fft = np.outer(envelope, envelope).astype(np.complex64)
+        sync = np.zeros((TILE, TILE), np.float32)
+        sync[self.sync_rows, self.sync_cols] = self.sync_signs
+        mask = np.zeros((TILE, TILE), np.float32)
+        mask[self.sync_rows, self.sync_cols] = 1.0
+        self.sync_fft_conj = np.conj(np.fft.fft2(sync))
+        self.mask_fft_conj = np.conj(np.fft.fft2(mask))
+
+    def targets(self, coded: np.ndarray) -> np.ndarray:
+        """The +-1 each of the 32x32 chips should read (row-major chip order) for these coded bits."""
+        targets = np.empty(GRID * GRID, np.float32)
+        targets[self.sync_index] = self.sync_signs
+        targets[self.message_index] = self.message_signs * (2.0 * coded[self.message_bit] - 1.0)
+        return targets
+
+    def tile(self, chips: np.ndarray) -> np.ndarray:
+        """The 128x128 pattern: a Gaussian pulse of amplitude chips[k] at every chip position."""
+        impulses = np.zeros((TILE, TILE), np.float32)
+        impulses[::CHIP, ::CHIP] = chips.reshape(GRID, GRID)
+        return np.real(np.fft.ifft2(np.fft.fft2(impulses) * self.pulse_fft)).astype(np.float32)
+
+    def matched(self, folded: np.ndarray) -> np.ndarray:
+        """The folded residual filtered with the chip pulse (the matched filter)."""
+        return np.real(np.fft.ifft2(np.fft.fft2(folded) * self.pulse_fft)).astype(np.float32)
+
+
+def _message_bits(payload: bytes) -> np.ndarray:
+    version = np.array([(VERSION >> (VERSION_BITS - 1 - i)) & 1 for i in range(VERSION_BITS)], dtype=np.uint8)
+    body = np.concatenate([version, np.unpackbits(np.frombuffer(payload, dtype=np.uint8))])
+    return np.concatenate([body, convolutional.crc8(body)])
+
+
+def _work_size(height: int, width: int) -> tuple[int, int]:
+    scale = WORK_SIDE / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def _texture_mask(luma: np.ndarray) -> np.ndarray:
+    """Local contrast (standard deviation in a 7x7 window, floored), the embedding strength per pixel."""
+    mean = cv2.blur(luma, (7, 7))
+    variance = np.maximum(cv2.blur(luma * luma, (7, 7)) - mean * mean, 0.0)
+    return np.sqrt(variance + 16.0)
+
+
+class TiledSpreadSpectrum:
+    """The project's watermark ("guard"): 48-bit payload, scheme version, calibrated detection."""
+
+    name = "guard"
+    payload_bytes = PAYLOAD_BYTES
+    threshold = THRESHOLD
+
+    def __init__(self, key: bytes = KEY) -> None:
+        self._layout = _Layout(key)
+
+    def embed(self, image: Image.Image, payload: bytes) -> Image.Image:
+        """`image` with `payload` (6 bytes) embedded invisibly."""
+        if len(payload) != PAYLOAD_BYTES:
+            raise GuardError(f"The watermark payload must be {PAYLOAD_BYTES} bytes (got {len(payload)}).")
+        if min(image.size) < MIN_SIDE:
+            raise GuardError(
+                f"The image is {image.width}x{image.height}: too small to watermark "
+                f"(the shorter side must be at least {MIN_SIDE} pixels)."
+            )
+        rgb = np.asarray(image.convert("RGB"))
+        height, width = rgb.shape[:2]
+        layout = self._layout
+        targets = layout.targets(convolutional.encode(_message_bits(payload)))
+        luma = _luma(rgb)
+        mask = _texture_mask(luma)
+        work = _work_size(height, width)
+        mark = self._mark(targets, (height, width), work, mask)
+        mark *= 255.0 / 10.0 ** (TARGET_PSNR / 20.0) / float(np.sqrt(np.mean(mark * mark)) + 1e-12)
+        marked = rgb.astype(np.float32) + mark[:, :, None]
+        return Image.fromarray(np.clip(marked + 0.5, 0, 255).astype(np.uint8))
+
+    def _mark(
+        self, chips: np.ndarray, size: tuple[int, int], work: tuple[int, int], mask: np.ndarray
+    ) -> np.ndarray:
+        """The tiled chip pattern at the image's size, shaped by the texture mask (not yet scaled)."""
+        height, width = size
+        work_h, work_w = work
+        tile = self._layout.tile(chips)
+        pattern = np.tile(tile, (-(-work_h // TILE), -(-work_w // TILE)))[:work_h, :work_w]
+        if (work_h, work_w) != (height, width):
+            interpolation = cv2.INTER_AREA if work_h > height else cv2.INTER_LINEAR
+            pattern = cv2.resize(pattern, (width, height), interpolation=interpolation)
+        return pattern * mask
+
+    def decode(self, image: Image.Image) -> WatermarkResult:
+        """Whether our mark is in `image`, its payload, and the evidence (see the module docstring)."""
+        rgb = np.asarray(image.convert("RGB"))
+        height, width = rgb.shape[:2]
+        if min(height, width) < MIN_SIDE // 2:
+            return self._absent({"reason": f"image too small ({width}x{height})"})
+        residual = _residual(_luma(rgb), _work_size(height, width))
+        best: dict[str, Any] = {}
+        for scale, angle in [(1.0, 0.0), *_geometry_candidates(residual)]:
+            reading = self._read(residual, scale, angle)
+            if not best or reading["false_positive_bound"] < best["false_positive_bound"]:
+                best = reading
+            if best["false_positive_bound"] <= FALSE_POSITIVE_RATE:
+                break  # testing fewer hypotheses than the bound counts only lowers the false-positive rate
+        detected = best["false_positive_bound"] <= FALSE_POSITIVE_RATE
+        payload = best.pop("payload") if detected else None
+        best.pop("payload", None)
+        return WatermarkResult(self.name, detected, payload, 1.0 - best["false_positive_bound"], best)
+
+    def _read(self, residual: np.ndarray, scale: float, angle: float) -> dict[str, Any]:
+        layout = self._layout
+        folded = _fold(residual, scale, angle)
+        filtered = layout.matched(folded)
+        correlation = np.real(np.fft.ifft2(np.fft.fft2(filtered) * layout.sync_fft_conj))
+        energy = np.real(np.fft.ifft2(np.fft.fft2(filtered * filtered) * layout.mask_fft_conj))
+        z_map = correlation / np.sqrt(np.maximum(energy, 1e-12))
+        dy, dx = np.unravel_index(int(np.argmax(z_map)), z_map.shape)
+        z = float(z_map[dy, dx])
+        chips = filtered[(layout.message_rows + dy) % TILE, (layout.message_cols + dx) % TILE] * layout.message_signs
+        soft = np.bincount(layout.message_bit, weights=chips, minlength=CODED_BITS)
+        bits = convolutional.viterbi_decode(soft / (float(np.std(soft)) + 1e-12), INFO_BITS)
+        body, crc = bits[:-8], bits[-8:]
+        version = int(np.packbits(np.concatenate([np.zeros(8 - VERSION_BITS, np.uint8), body[:VERSION_BITS]]))[0])
+        read = bytes(np.packbits(body[VERSION_BITS:]))
+        crc_ok = bool(np.array_equal(convolutional.crc8(body), crc))
+        valid = crc_ok and version == VERSION
+        return {
+            "z": round(z, 3),
+            "threshold": round(THRESHOLD_WITH_MESSAGE if valid else THRESHOLD, 3),
+            "false_positive_bound": false_positive_bound(z, valid),
+            "crc_ok": crc_ok,
+            "version": version if crc_ok else None,
+            "read": read.hex(),
+            "scale": round(scale, 4),
+            "rotation": round(angle, 3),
+            "offset": [int(dx), int(dy)],
+            "payload": read if valid else None,
+        }
+
+    def _absent(self, details: dict[str, Any]) -> WatermarkResult:
+        return WatermarkResult(self.name, False, None, 0.0, {"threshold": round(THRESHOLD, 3), **details})
+
+
+def _residual(luma: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Luma at the working resolution, high-passed (the band the chips live in) and divided by its local
+    strength: the host picture mostly removed, busy areas (loud host, strong mark) weighted down."""
+    height, width = luma.shape
+    work_h, work_w = size
+    if (work_h, work_w) != (height, width):
+        interpolation = cv2.INTER_AREA if work_h < height else cv2.INTER_LINEAR
+        luma = cv2.resize(luma, (work_w, work_h), interpolation=interpolation)
+    residual = luma - cv2.GaussianBlur(luma, (0, 0), 2.0)
+    strength = np.sqrt(cv2.GaussianBlur(residual * residual, (0, 0), 4.0)) + 1.0
+    return np.clip(residual / strength, -3.0, 3.0)
+
+
+def _geometry_candidates(residual: np.ndarray) -> list[tuple[float, float]]:
+    """(scale, rotation in degrees) of the tile lattice, from the strongest autocorrelation peaks."""
+    height, width = residual.shape
+    window = _lag_window(height, width)
+    if window is None:
+        return []
+    ly, lx, region = window
+    acf = scipy.fft.irfft2(np.abs(scipy.fft.rfft2(residual)), s=residual.shape)
+    # score a lattice vector v by the autocorrelation at v and at v turned by 90 degrees (the tile is square)
+    score = acf[ly % height, lx % width] + acf[lx % height, (-ly) % width]
+    score = np.where(region, score, -np.inf).astype(np.float32)
+    peaks = np.argwhere((score == _max_filter(score)) & region)
+    order = np.argsort(score[peaks[:, 0], peaks[:, 1]])[::-1][:CANDIDATES]
+    result = []
+    for row, col in peaks[order]:
+        dy, dx = _refine(score, row, col)
+        vy, vx = ly[row, col] + dy, lx[row, col] + dx
+        result.append((math.hypot(vx, vy) / TILE, math.degrees(math.atan2(vy, vx))))
+    return result
+
+
+@functools.lru_cache(maxsize=16)
+def _lag_window(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Autocorrelation lags (rows, columns, in-range mask) where the first lattice vector may lie."""
+    low, high = PERIOD_RANGE
+    high = min(high, height / 2 - 2, width / 2 - 2)
+    if high <= low:
+        return None
+    reach_y = math.ceil(high * math.sin(math.radians(MAX_ROTATION))) + 1
+    x_from = math.floor(low * math.cos(math.radians(MAX_ROTATION))) - 1
+    ly, lx = np.meshgrid(np.arange(-reach_y, reach_y + 1), np.arange(x_from, math.ceil(high) + 2), indexing="ij")
+    radius = np.hypot(lx, ly)
+    region = (radius >= low) & (radius <= high) & (np.abs(np.degrees(np.arctan2(ly, lx))) <= MAX_ROTATION)
+    return ly, lx, region
+
+
+def _max_filter(values: np.ndarray) -> np.ndarray:
+    finite = np.where(np.isfinite(values), values, np.float32(-3e38)).astype(np.float32)
+    return cv2.dilate(finite, np.ones((5, 5), np.uint8))
+
+
+def _refine(score: np.ndarray, row: int, col: int) -> tuple[float, float]:
+    """Sub-pixel offset of a peak by a parabola through it and its neighbours, in each direction."""
+
+    def vertex(minus: float, centre: float, plus: float) -> float:
+        if not (np.isfinite(minus) and np.isfinite(plus)):
+            return 0.0
+        curvature = minus - 2.0 * centre + plus
+        return 0.0 if curvature >= 0 else float(np.clip(0.5 * (minus - plus) / curvature, -0.5, 0.5))
+
+    rows, cols = score.shape
+    dy = vertex(score[row - 1, col], score[row, col], score[row + 1, col]) if 0 < row < rows - 1 else 0.0
+    dx = vertex(score[row, col - 1], score[row, col], score[row, col + 1]) if 0 < col < cols - 1 else 0.0
+    return dy, dx
+
+
+def _fold(residual: np.ndarray, scale: float, angle: float) -> np.ndarray:
+    """The residual warped so the tile is 128x128 and upright, then all tiles summed into one."""
+    height, width = residual.shape
+    cos, sin = math.cos(math.radians(angle)) * scale, math.sin(math.radians(angle)) * scale
+    out_h = math.ceil(height / scale / TILE) * TILE
+    out_w = math.ceil(width / scale / TILE) * TILE
+    matrix = np.array([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=np.float64)
+    canonical = cv2.warpAffine(
+        residual,
+        matrix,
+        (out_w, out_h),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
+    return canonical.reshape(out_h // TILE, TILE, out_w // TILE, TILE).sum(axis=(0, 2))
