@@ -28,7 +28,8 @@ from guard.redact import blur
 from policies import Decision, Policy, decide_prompt, load_policy, most_severe
 
 WITHHELD = ("review", "block")
-"""Decisions whose images are not written: `block` is refused, `review` waits for a person."""
+"""Decisions whose images are not delivered: `block` is never written; `review` waits for a person, in the
+review folder when one is given (protected like any output), else it is not written either."""
 
 OUTPUT_FORMATS = ("png", "jpg", "webp")
 TEXT_TO_IMAGE = "trainedAlgorithmicMedia"
@@ -47,6 +48,7 @@ class ImageRecord:
     stage: str
     """`prompt` (refused before generation) or `image` (decided on the generated image)."""
     output: Path | None
+    """The delivered file; None when the image was withheld or never generated."""
     request_id: str
     prompt_decision: str
     reasons: list[dict[str, Any]]
@@ -56,6 +58,8 @@ class ImageRecord:
     blurred: bool = False
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     detectors: dict[str, Any] = field(default_factory=dict)
+    review_output: Path | None = None
+    """Where an image held for review was written (only with a review folder)."""
     manifest_id: str | None = None
     watermark: dict[str, str] | None = None
     generation: dict[str, Any] = field(default_factory=dict)
@@ -66,6 +70,7 @@ class ImageRecord:
             "index": self.index,
             "decision": self.decision,
             "output": str(self.output) if self.output is not None else None,
+            "review_output": str(self.review_output) if self.review_output is not None else None,
             "stage": self.stage,
             "blurred": self.blurred,
             "seed": self.seed,
@@ -94,6 +99,7 @@ def guarded_generate(
     detectors: Any = None,
     init_ingredient: Ingredient | None = None,
     output_format: str = "png",
+    review_dir: str | Path | None = None,
     on_step: StepCallback | None = None,
 ) -> list[ImageRecord]:
     """Run one request through the guard and return one record per requested image.
@@ -153,7 +159,7 @@ def guarded_generate(
             timings_ms=dict(timings),
         )
         records.append(record)
-        if record.decision in WITHHELD:
+        if record.decision == "block" or (record.decision == "review" and review_dir is None):
             continue
         if record.decision == "blur":
             with _timed(record.timings_ms, "blur"):
@@ -162,14 +168,18 @@ def guarded_generate(
         with _timed(record.timings_ms, "protect"):
             result = signer.protect(
                 image,
-                Path(output_dir) / f"{request_id}-{index}.{output_format}",
+                Path(review_dir if record.decision == "review" else output_dir)
+                / f"{request_id}-{index}.{output_format}",
                 source_type=TEXT_TO_IMAGE if init_ingredient is None else IMAGE_TO_IMAGE,
                 generator=settings,
                 prompt=options.prompt,
                 policy_decision=decision,
                 ingredient=init_ingredient,
             )
-        record.output = result.output
+        if record.decision == "review":
+            record.review_output = result.output
+        else:
+            record.output = result.output
         record.manifest_id = result.manifest_id
         record.watermark = {"scheme": result.scheme, "payload": result.payload.hex()}
     return records
@@ -259,9 +269,11 @@ class Guard:
         num_images: int = 1,
         init_image: str | Path | bytes | Image.Image | None = None,
         strength: float = 0.8,
+        review_dir: str | Path | None = None,
         on_step: StepCallback | None = None,
     ) -> list[ImageRecord]:
-        """Generate through the guard with `model` (hub id, local folder or a loaded pipeline object)."""
+        """Generate through the guard with `model` (hub id, local folder or a loaded pipeline object).
+        Images the policy sends to review go to `review_dir` when given (else they are not written)."""
         options = GenerationOptions(
             prompt=prompt,
             negative_prompt=negative_prompt,
@@ -284,6 +296,7 @@ class Guard:
             detectors=self.detectors,
             init_ingredient=init_ingredient(init_image) if init_image is not None else None,
             output_format=self.output_format,
+            review_dir=review_dir,
             on_step=on_step,
         )
 

@@ -193,6 +193,21 @@ def test_withheld_outputs_are_not_written(pipe, protector, tmp_path, detectors, 
     assert protector.store.count() == 0
 
 
+def test_review_images_are_held_in_the_review_folder_only(pipe, protector, home, tmp_path):
+    guard = Guard("default", detectors={"nudenet": StubNudeNet()}, protector=protector)
+    options = {"model": pipe, "output_dir": tmp_path / "out", "seed": 2, "steps": STEPS}
+    (held,) = guard.generate("a portrait of Joe Biden", review_dir=tmp_path / "review", **options)
+    assert (held.decision, held.prompt_decision, held.output) == ("review", "review", None)
+    assert held.review_output.parent == tmp_path / "review"
+    assert _files(tmp_path / "out") == []
+    reading = read_manifest(held.review_output, trust=_trust(home))
+    assert reading.state == "Trusted"
+    assert reading.assertion(POLICY_LABEL)["decision"] == "review"
+    (dropped,) = guard.generate("a portrait of Joe Biden", **options)
+    assert dropped.decision == "review" and dropped.output is None and dropped.review_output is None
+    assert protector.store.count() == 1
+
+
 def test_image_to_image_records_the_init_image_as_ingredient(pipe, protector, home, tmp_path):
     from skimage import data
 

@@ -15,6 +15,12 @@ from guard.cli.common import emit_json, exit_code_for, json_option, policy_optio
 @click.option(
     "-o", "--output-dir", required=True, type=click.Path(file_okay=False), help="Folder for the delivered images."
 )
+@click.option(
+    "--review-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for images the policy holds for review (protected; default: not written).",
+)
 @click.option("--negative-prompt", default=None, help="What to steer away from (the policy adds its own terms).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the first image (image i: seed+i).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Denoising steps (default: the model's).")
@@ -39,6 +45,7 @@ def generate(
     prompt_words: tuple[str, ...],
     model: str,
     output_dir: str,
+    review_dir: str | None,
     negative_prompt: str | None,
     seed: int | None,
     steps: int | None,
@@ -92,6 +99,7 @@ def generate(
             num_images=num_images,
             init_image=init_image,
             strength=strength,
+            review_dir=review_dir,
             on_step=progress.update,
         )
     for record in records:
@@ -108,6 +116,8 @@ def _line(record) -> str:
         where = str(record.output) + (" (blurred)" if record.blurred else "")
     elif record.stage == "prompt":
         where = "not generated: the prompt was refused"
+    elif record.review_output is not None:
+        where = f"held for review in {record.review_output}"
     else:
         where = "withheld" + (" for review" if record.decision == "review" else "")
     seed = f"  seed {record.seed}" if record.seed is not None else ""
@@ -122,13 +132,15 @@ class _StepProgress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        console = Console(stderr=True)
         self._progress = Progress(
             TextColumn("generating"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=console,
             transient=True,
+            disable=not console.is_terminal,
         )
         self._progress.__enter__()
         self._task = None
@@ -152,7 +164,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore", module="diffusers")
-    warnings.filterwarnings("ignore", module="transformers")
+    for module in ("diffusers", "transformers", "huggingface_hub"):
+        warnings.filterwarnings("ignore", module=module)
     for name in ("diffusers", "transformers", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
