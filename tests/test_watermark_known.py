@@ -1,0 +1,258 @@
+"""Known watermarks: the vectorised dwtDct decoder against invisible-watermark's, and the SD / SDXL / rivaGan
+schemes on marks embedded by invisible-watermark itself, the way Stable Diffusion's scripts and diffusers do."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import matplotlib.cbook
+import numpy as np
+import pytest
+import pywt
+import skimage.data
+from imwatermark import WatermarkDecoder, WatermarkEncoder
+from PIL import Image, ImageDraw, ImageOps
+
+from guard.errors import GuardError
+from guard.images import load_image
+from guard.provenance import known_marks
+from guard.provenance.dwtdct import decode_bits, decode_votes, haar_approximation
+from guard.provenance.watermark import KNOWN_SCHEMES, decode_all, get_scheme
+
+FIXTURES = "/work/shared/fixtures/formats"
+
+
+def photos() -> dict[str, Image.Image]:
+    """Real photos bundled with scikit-image and matplotlib, and two from the shared fixtures."""
+    found = {
+        name: Image.fromarray(getattr(skimage.data, name)())
+        for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+    }
+    found["grace_hopper"] = load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    for name in ("P1000827.jpg", "earth_apollo17.jpg"):
+        try:
+            found[name] = load_image(f"{FIXTURES}/{name}")
+        except Exception:  # the fixtures folder is shared; the skimage photos suffice without it
+            continue
+    return {name: image.convert("RGB") for name, image in found.items()}
+
+
+PHOTOS = photos()
+
+
+def square(image: Image.Image, side: int = 512) -> Image.Image:
+    return ImageOps.fit(image, (side, side))
+
+
+def bgr(image: Image.Image) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+
+
+def sd_put_watermark(image: Image.Image, message: bytes) -> Image.Image:
+    """CompVis/stable-diffusion scripts/txt2img.py: set_watermark('bytes', ...) and put_watermark, verbatim."""
+    encoder = WatermarkEncoder()
+    encoder.set_watermark("bytes", message)
+    marked = encoder.encode(cv2.cvtColor(np.array(image), cv2.COLOR_RGB2BGR), "dwtDct")
+    return Image.fromarray(marked[:, :, ::-1])
+
+
+def diffusers_sdxl(image: Image.Image) -> Image.Image:
+    """diffusers' StableDiffusionXLWatermarker on a [-1, 1] tensor, then VaeImageProcessor's postprocess to PIL."""
+    torch = pytest.importorskip("torch")
+    from diffusers.image_processor import VaeImageProcessor
+    from diffusers.pipelines.stable_diffusion_xl.watermark import StableDiffusionXLWatermarker
+
+    tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+    marked = StableDiffusionXLWatermarker().apply_watermark(tensor)
+    return VaeImageProcessor().postprocess(marked, output_type="pil")[0]
+
+
+# --- the vectorised decoder gives invisible-watermark's bits -------------------------------------------------
+
+
+def test_haar_approximation_is_pywavelets_bit_for_bit():
+    rng = np.random.default_rng(5)
+    for dtype in (np.uint8, np.float32, np.float64):
+        values = rng.integers(0, 256, (66, 90)).astype(dtype)
+        if dtype != np.uint8:
+            values = values + rng.random(values.shape).astype(dtype)
+        expected, _ = pywt.dwt2(values, "haar")
+        got = haar_approximation(values)
+        assert got.dtype == expected.dtype
+        assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("name", sorted(PHOTOS))
+def test_decoder_bits_equal_invisible_watermark_on_photos_and_odd_sizes(name):
+    image = PHOTOS[name]
+    rng = np.random.default_rng(len(name))
+    marked = sd_put_watermark(square(image, 384), b"SDV2")  # a marked image reads varied bits, not all zeros
+    cases = [image, marked]
+    for _ in range(2):  # odd crops: sizes that are not multiples of 4, 8 or the message length
+        width, height = image.size
+        w, h = int(rng.integers(257, min(width, 700) + 1)), int(rng.integers(257, min(height, 700) + 1))
+        left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+        cases.append(image.crop((left, top, left + w, top + h)))
+    for case in cases:
+        pixels = bgr(case)
+        for length in (32, 48, 136, 7):
+            expected = np.array(WatermarkDecoder("bits", length).decode(pixels, "dwtDct"), dtype=bool)
+            assert np.array_equal(decode_bits(pixels, length), expected), (case.size, length)
+
+
+def test_decoder_bits_equal_invisible_watermark_on_float_pixels_and_noise():
+    rng = np.random.default_rng(11)
+    noise = rng.integers(0, 256, (301, 517, 3), dtype=np.uint8)
+    floats = bgr(PHOTOS["astronaut"]).astype(np.float32) * np.float32(0.9) + np.float32(3.3)
+    for pixels in (noise, floats):
+        for length in (32, 48):
+            expected = np.array(WatermarkDecoder("bits", length).decode(pixels, "dwtDct"), dtype=bool)
+            assert np.array_equal(decode_bits(pixels, length), expected)
+    # noise reads balanced bits, so the comparison above is not between two constant strings
+    assert 0.2 < decode_bits(noise, 48).mean() < 0.8
+
+
+def test_votes_count_every_block():
+    votes = decode_votes(bgr(square(PHOTOS["coffee"], 512)), 48)
+    assert votes.blocks.sum() == (256 // 4) ** 2
+    assert ((votes.margins >= 0) & (votes.margins <= 1)).all()
+
+
+# --- the calibrated threshold --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sd-v1", "sd-v2", "sdxl"])
+def test_threshold_is_the_smallest_k_with_worst_case_chance_under_1e6(name):
+    scheme = get_scheme(name)
+    bits = scheme.bits
+    tails = known_marks.worst_case_tails(bits)
+    k = known_marks.threshold_bits(bits)
+    assert tails[k] <= 1e-6 < tails[k - 1]
+    # the fair coin is one of the cases the worst case covers
+    fair = sum(math.comb(len(bits), i) for i in range(k, len(bits) + 1)) / 2 ** len(bits)
+    assert fair == pytest.approx(tails[k], rel=1e-9) or fair < tails[k]
+    # a grey or flat image reads every bit the same: that matches only the message's zeros (or ones)
+    assert max(int(bits.sum()), len(bits) - int(bits.sum())) < k
+
+
+def test_sdxl_threshold_covers_both_readings():
+    scheme = get_scheme("sdxl")
+    result = scheme.decode(square(PHOTOS["chelsea"]))
+    assert result.details["threshold_bits"] == known_marks.threshold_bits(scheme.bits, 0.5e-6)
+    assert result.details["false_positive_bound"] <= 1e-6
+
+
+# --- marks embedded as the generators embed them are found --------------------------------------------------
+
+MARKED_SET = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "grace_hopper"]
+
+
+def test_stable_diffusion_v1_marks_from_the_txt2img_script_are_detected():
+    for name in MARKED_SET:
+        result = get_scheme("sd-v1").decode(sd_put_watermark(square(PHOTOS[name]), b"StableDiffusionV1"))
+        assert result.detected, (name, result.details)
+        assert result.payload == b"StableDiffusionV1"
+        assert result.details["matching_bits"] >= result.details["threshold_bits"] == 96
+
+
+def test_stable_diffusion_v2_marks_are_detected_on_most_photos():
+    """32 bits at 1e-6 leave room for 2 errors; dwtDct alone flips 3-4 bits on some photos (measured: coffee)."""
+    results = [get_scheme("sd-v2").decode(sd_put_watermark(square(PHOTOS[n]), b"SDV2")) for n in MARKED_SET]
+    assert sum(r.detected for r in results) >= 4, [r.details["matching_bits"] for r in results]
+    assert all(r.details["matching_bits"] >= 26 for r in results)
+
+
+def test_sdxl_marks_from_the_diffusers_watermarker_are_detected():
+    results = {name: get_scheme("sdxl").decode(diffusers_sdxl(square(PHOTOS[name]))) for name in MARKED_SET}
+    detected = [name for name, result in results.items() if result.detected]
+    assert len(detected) == len(MARKED_SET), {n: r.details["matching_bits"] for n, r in results.items()}
+    assert results["astronaut"].payload == known_marks.SDXL_WATERMARK_MESSAGE.to_bytes(6, "big")
+
+
+def test_our_sdxl_embed_is_the_diffusers_path():
+    image = square(PHOTOS["rocket"], 320)
+    ours = np.asarray(get_scheme("sdxl").embed(image), dtype=int)
+    theirs = np.asarray(diffusers_sdxl(image), dtype=int)
+    assert np.abs(ours - theirs).max() <= 1
+
+
+def test_sd_embed_through_the_scheme_is_the_script_path():
+    image = square(PHOTOS["chelsea"], 300)
+    assert np.array_equal(np.asarray(get_scheme("sd-v2").embed(image)), np.asarray(sd_put_watermark(image, b"SDV2")))
+    with pytest.raises(GuardError, match="always carries"):
+        get_scheme("sd-v2").embed(image, b"\x00\x01\x02\x03")
+
+
+def test_each_scheme_finds_only_its_own_mark():
+    image = square(PHOTOS["astronaut"])
+    marked = sd_put_watermark(image, b"StableDiffusionV1")
+    found = {r.scheme: r.detected for r in decode_all(marked, ("sd-v1", "sd-v2", "sdxl"))}
+    assert found == {"sd-v1": True, "sd-v2": False, "sdxl": False}
+
+
+# --- nothing is found in clean images ------------------------------------------------------------------------
+
+
+def clean_images() -> dict[str, Image.Image]:
+    rng = np.random.default_rng(2024)
+    images = {f"photo:{name}": square(image) for name, image in PHOTOS.items()}
+    images["photo-1024:coffee"] = square(PHOTOS["coffee"], 1024)
+    images.update({f"flip:{name}": ImageOps.mirror(square(image, 400)) for name, image in PHOTOS.items()})
+    for colour in [(0, 0, 0), (255, 255, 255), (128, 128, 128), (255, 0, 0), (0, 255, 0), (0, 0, 255), (30, 200, 90)]:
+        images[f"flat:{colour}"] = Image.new("RGB", (512, 512), colour)
+    x = np.linspace(0, 255, 512)
+    ramp = np.broadcast_to(x, (512, 512))
+    images["gradient:horizontal"] = Image.fromarray(np.stack([ramp, ramp[::-1], ramp * 0.5], -1).astype(np.uint8))
+    images["gradient:vertical"] = Image.fromarray(np.stack([ramp.T, ramp.T * 0.3, 255 - ramp.T], -1).astype(np.uint8))
+    images["gradient:diagonal"] = Image.fromarray(
+        np.stack([(ramp + ramp.T) / 2, ramp, ramp.T], -1).astype(np.uint8)
+    )
+    images["noise:uniform"] = Image.fromarray(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8))
+    images["noise:gaussian"] = Image.fromarray(np.clip(rng.normal(128, 40, (600, 700, 3)), 0, 255).astype(np.uint8))
+    text = Image.new("RGB", (640, 480), (250, 248, 240))
+    draw = ImageDraw.Draw(text)
+    for line in range(24):
+        draw.text((10, 10 + 19 * line), "The quick brown fox jumps over the lazy dog 0123456789 " * 2, fill=(20, 20, 9))
+    images["text"] = text
+    return images
+
+
+def test_no_known_scheme_fires_on_clean_images():
+    for name, image in clean_images().items():
+        for result in decode_all(image, KNOWN_SCHEMES):
+            assert not result.detected, (name, result.scheme, result.details)
+            assert result.payload is None
+
+
+def test_small_images_hold_no_mark_and_cannot_be_marked():
+    small = square(PHOTOS["coffee"], 200)
+    for name in ("sd-v1", "sd-v2", "sdxl", "rivaGan"):
+        result = get_scheme(name).decode(small)
+        assert not result.detected and "note" in result.details
+    with pytest.raises(GuardError, match="256x256"):
+        get_scheme("sd-v1").embed(small)
+
+
+# --- rivaGan -------------------------------------------------------------------------------------------------
+
+
+def test_rivagan_reads_invisible_watermarks_bits_and_tests_an_expected_payload():
+    image = square(PHOTOS["chelsea"], 256)
+    payload = bytes.fromhex("a5c3017e")
+    riva = get_scheme("rivaGan")
+    marked = riva.embed(image, payload)
+    WatermarkDecoder.loadModel()
+    expected = np.packbits(WatermarkDecoder("bits", 32).decode(bgr(marked), "rivaGan")).tobytes()
+
+    plain = riva.decode(marked)
+    assert not plain.detected and plain.details["decidable"] is False
+    assert plain.details["bits_read"] == expected.hex()
+
+    found = riva.decode_expecting(marked, payload)
+    assert found.detected and found.payload == payload
+    assert found.details["threshold_bits"] == 30 and found.details["false_positive_bound"] <= 1e-6
+    assert not riva.decode_expecting(marked, bytes.fromhex("5a3cfe81")).detected
+    assert not riva.decode_expecting(image, payload).detected
+    with pytest.raises(GuardError, match="4 bytes"):
+        riva.decode_expecting(marked, b"\x01")
