@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from PIL import Image
@@ -33,6 +32,7 @@ from guard.provenance.fingerprint import fingerprints
 from guard.provenance.keys import SigningIdentity
 from guard.provenance.manifest import PARENT_LABEL, build_manifest
 from guard.provenance.store import ManifestRecord, ManifestStore
+from guard.provenance.watermark import DEFAULT_SCHEME, WatermarkScheme, get_scheme
 
 OUTPUT_FORMATS = {
     ".jpg": "JPEG",
@@ -309,56 +309,9 @@ def protect_file(
     return protector.protect_file(input_path, output_path, in_place=in_place, **options)
 
 
-def default_scheme(name: str | None = None) -> Any:
-    """A watermark scheme from guard.provenance.watermark: `name`, else the project's default.
-
-    While that module has not landed (the watermark issue), the interim scheme the issue prescribes:
-    invisible-watermark's dwtDctSvd behind the same interface.
-    """
-    try:
-        from guard.provenance.watermark import get_scheme
-    except ModuleNotFoundError as exc:
-        if exc.name != "guard.provenance.watermark":
-            raise
-        if name not in (None, InterimDwtDctSvd.name):
-            raise GuardError(f"Unknown watermark scheme {name!r}; only {InterimDwtDctSvd.name} is installed.") from None
-        return InterimDwtDctSvd()
-    return get_scheme(name) if name else get_scheme()
-
-
-class InterimDwtDctSvd:
-    """invisible-watermark's dwtDctSvd with a 48-bit payload, behind the watermark interface (name,
-    payload_bytes, embed, decode). Used only while guard.provenance.watermark is absent."""
-
-    name = "dwtDctSvd"
-    payload_bytes = 6
-    min_side = 256
-
-    def embed(self, image: Image.Image, payload: bytes) -> Image.Image:
-        import numpy as np
-        from imwatermark import WatermarkEncoder
-
-        if len(payload) != self.payload_bytes:
-            raise ValueError(f"payload must be {self.payload_bytes} bytes")
-        if min(image.size) < self.min_side:
-            raise GuardError(
-                f"The image is {image.width}x{image.height}: too small to watermark "
-                f"(at least {self.min_side}x{self.min_side})."
-            )
-        encoder = WatermarkEncoder()
-        encoder.set_watermark("bytes", payload)
-        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
-        return Image.fromarray(np.ascontiguousarray(encoder.encode(bgr, "dwtDctSvd")[:, :, ::-1]))
-
-    def decode(self, image: Image.Image) -> SimpleNamespace:
-        """The 48 bits read back as `payload`. dwtDctSvd cannot tell whether a watermark is present at all
-        (any image yields some bits), so `detected` is None: a store look-up of the payload decides."""
-        import numpy as np
-        from imwatermark import WatermarkDecoder
-
-        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
-        payload = WatermarkDecoder("bytes", self.payload_bytes * 8).decode(bgr, "dwtDctSvd")
-        return SimpleNamespace(scheme=self.name, detected=None, payload=bytes(payload), confidence=None)
+def default_scheme(name: str | None = None) -> WatermarkScheme:
+    """A watermark scheme from guard.provenance.watermark: `name`, else the project's default (ours)."""
+    return get_scheme(name or DEFAULT_SCHEME)
 
 
 def batch_outputs(

@@ -54,19 +54,19 @@ class WatermarkScheme(Protocol):
 
 
 SCHEMES: dict[str, str] = {
-    "dwtDctSvd": "guard.protect:InterimDwtDctSvd",
+    "guard": "guard.provenance.spread_spectrum:TiledSpreadSpectrum",
     "sd-v1": "guard.provenance.known_marks:stable_diffusion_v1",
     "sd-v2": "guard.provenance.known_marks:stable_diffusion_v2",
     "sdxl": "guard.provenance.known_marks:sdxl",
     "rivaGan": "guard.provenance.known_marks:RivaGan",
 }
 """Scheme name -> "module:factory" (a class or function taking no arguments). The watermark issue registers
-ours ("guard") and the known ones (Stable Diffusion, SDXL, rivaGan); until then the interim dwtDctSvd."""
+ours ("guard") and the known ones (Stable Diffusion, SDXL, rivaGan)."""
 
-DEFAULT_SCHEME = "dwtDctSvd"
-"""The scheme `guard protect` embeds (the interim one until ours lands)."""
+DEFAULT_SCHEME = "guard"
+"""The scheme `guard protect` embeds: ours (guard.provenance.spread_spectrum)."""
 
-KNOWN_SCHEMES: tuple[str, ...] = ("sd-v1", "sd-v2", "sdxl")
+KNOWN_SCHEMES: tuple[str, ...] = ("guard", "sd-v1", "sd-v2", "sdxl")
 """Schemes the verifier tries on every image, in order (ours first). rivaGan is registered but not tried on
 every image: it cannot tell a mark from none without the payload, and takes seconds per image."""
 
