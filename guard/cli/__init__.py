@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "protect": "guard.cli.protect:protect",
     "scan": "guard.cli.scan:scan",
     "verify": "guard.cli.verify:verify",
+    "watermark": "guard.cli.watermark:watermark",
 }
 """Subcommand name -> "module:attribute". Each module is a thin shell over a library call."""
 
