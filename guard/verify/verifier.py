@@ -33,7 +33,7 @@ from guard.verify.resolver import SoftBindingResolver
 from guard.verify.synthetic import NOT_RUN, classify, load_synthetic_detector
 from guard.verify.trust import VerifyTrust
 from guard.verify.verdict import decide
-from guard.verify.watermarks import read_watermarks
+from guard.verify.watermarks import read_watermarks, schemes_to_try
 
 
 @dataclass
@@ -47,9 +47,11 @@ class Verifier:
     classifier: bool = False
     """Run the synthetic-image classifier (when its weights are configured)."""
     schemes: tuple[str, ...] | None = None
-    """Watermark schemes to try (None: all known)."""
+    """Watermark schemes to try (None: the known ones, plus ours when a store or resolver can resolve it)."""
 
     def __post_init__(self) -> None:
+        if self.schemes is None:
+            self.schemes = schemes_to_try(with_default=self.store is not None or self.resolver is not None)
         self._context = self.trust.context()
         self._detector = load_synthetic_detector() if self.classifier else None
 

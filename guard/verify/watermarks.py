@@ -50,17 +50,19 @@ class WatermarkReading:
         return document
 
 
-def schemes_to_try() -> tuple[str, ...]:
+def schemes_to_try(*, with_default: bool = True) -> tuple[str, ...]:
+    """`KNOWN_SCHEMES`, and first the scheme `guard protect` embeds when it is not among them and
+    `with_default` (its payload is only worth reading when a store or resolver can look it up)."""
     from guard.provenance import watermark
 
     names = list(watermark.KNOWN_SCHEMES)
-    if watermark.DEFAULT_SCHEME not in names:
+    if with_default and watermark.DEFAULT_SCHEME not in names:
         names.insert(0, watermark.DEFAULT_SCHEME)
     return tuple(names)
 
 
 def read_watermarks(image: Image.Image, schemes: tuple[str, ...] | None = None) -> list[WatermarkReading]:
-    """Each scheme's reading of `image` (RGB)."""
+    """Each scheme's reading of `image` (RGB); `schemes` None: `schemes_to_try()`."""
     from guard.provenance.watermark import get_scheme
 
     rgb = image if image.mode == "RGB" else image.convert("RGB")
