@@ -68,7 +68,7 @@ def verify(
     store_url: str | None,
     no_store: bool,
     resolver_url: str | None,
-    classifier: bool,
+    classifier: bool | None,
 ) -> None:
     """Gather the evidence IMAGE carries (Content Credentials, watermarks, manifest store, metadata) and say
     where it comes from.

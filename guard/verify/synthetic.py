@@ -1,7 +1,8 @@
 """The synthetic-image classifier, when its weights are configured: a probabilistic hint, never proof.
 
-The classifier is the detectors package's `synthetic` detector, imported only when verification asks for it.
-Missing module, missing weights or a failed load all give `{"status": "not run", "reason": ...}`.
+The classifier is the detectors registry's `synthetic` detector (UnivFD probe, `GUARD_SYNTHETIC_WEIGHTS`),
+imported only when verification uses it. Missing module, missing weights or a failed load all give
+`{"status": "not run", "reason": ...}`.
 """
 
 from __future__ import annotations
@@ -11,24 +12,20 @@ from typing import Any
 
 from PIL import Image
 
+from guard.errors import GuardError
+
 SYNTHETIC_THRESHOLD = 0.5
 """Score at or above which the classifier's answer counts as a (weak) AI-generated hint."""
 NOT_RUN = "not run (no weights configured)"
 
 
 def load_synthetic_detector() -> Any | None:
-    """The `synthetic` detector instance, or None when the detectors package does not provide one."""
+    """The `synthetic` detector from the detectors registry, or None when the package does not provide one."""
     try:
-        module = importlib.import_module("detectors.synthetic")
-    except ImportError:
+        registry = importlib.import_module("detectors.registry")
+        return registry.build_detector("synthetic")
+    except (ImportError, AttributeError, GuardError):
         return None
-    for factory in ("get_detector", "create_detector", "build_detector"):
-        if callable(getattr(module, factory, None)):
-            return getattr(module, factory)()
-    for value in vars(module).values():
-        if isinstance(value, type) and getattr(value, "name", None) == "synthetic" and hasattr(value, "score"):
-            return value()
-    return None
 
 
 def classify(image: Image.Image, detector: Any | None) -> dict[str, Any]:

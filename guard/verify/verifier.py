@@ -30,7 +30,7 @@ from guard.verify.metadata import read_metadata
 from guard.verify.recovery import Recovery, recover_local, recover_remote
 from guard.verify.report import VerifyReport
 from guard.verify.resolver import SoftBindingResolver
-from guard.verify.synthetic import NOT_RUN, classify, load_synthetic_detector
+from guard.verify.synthetic import classify, load_synthetic_detector
 from guard.verify.trust import VerifyTrust
 from guard.verify.verdict import decide
 from guard.verify.watermarks import read_watermarks, schemes_to_try
@@ -44,8 +44,8 @@ class Verifier:
     store: ManifestStore | None = None
     resolver: SoftBindingResolver | None = None
     products: ConformingProducts | None = None
-    classifier: bool = False
-    """Run the synthetic-image classifier (when its weights are configured)."""
+    classifier: bool | None = None
+    """Run the synthetic-image classifier: None runs it when its weights are configured, False never."""
     schemes: tuple[str, ...] | None = None
     """Watermark schemes to try (None: the known ones, plus ours when a store or resolver can resolve it)."""
 
@@ -53,7 +53,7 @@ class Verifier:
         if self.schemes is None:
             self.schemes = schemes_to_try(with_default=self.store is not None or self.resolver is not None)
         self._context = self.trust.context()
-        self._detector = load_synthetic_detector() if self.classifier else None
+        self._detector = load_synthetic_detector() if self.classifier is not False else None
 
     def verify_file(self, path: str | Path) -> VerifyReport:
         path = Path(path)
@@ -88,7 +88,11 @@ class Verifier:
                     self.resolver, watermarks, data, mime=mime, context=self._context, products=self.products
                 )
                 resolver_info = {"url": self.resolver.base_url, "error": error, "found": recovery is not None}
-        synthetic = classify(image, self._detector) if self.classifier else {"status": "not run", "reason": NOT_RUN}
+        synthetic = (
+            classify(image, self._detector)
+            if self.classifier is not False
+            else {"status": "not run", "reason": "not run (switched off)"}
+        )
         verdict = decide(c2pa, recovery, watermarks, metadata.get("hints", []), synthetic)
         return VerifyReport(
             path=name,
@@ -111,7 +115,7 @@ def verify_file(
     store: ManifestStore | None = None,
     resolver: SoftBindingResolver | str | None = None,
     products: ConformingProducts | str | Path | None = None,
-    classifier: bool = False,
+    classifier: bool | None = None,
 ) -> VerifyReport:
     """Verify one file. `trust`: a `VerifyTrust` or a plain `TrustConfig` (default: the environment and the
     local CA); `store`: the manifest store to recover from (None: no local recovery); `resolver`: a
