@@ -1,0 +1,150 @@
+"""Watermark image files: embed a scheme's mark into a new file, and read every scheme's mark from many files."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from guard.errors import GuardError, ImageError
+from guard.files import write_atomic
+from guard.images import load_image
+from guard.provenance import watermark
+from guard.provenance.watermark import WatermarkResult
+
+OUTPUT_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
+"""Output suffix -> Pillow format. Lossless formats keep the mark exactly; lossy ones are written at high quality."""
+
+_ENCODE_OPTIONS: dict[str, dict[str, Any]] = {
+    "JPEG": {"quality": 95},
+    "WEBP": {"quality": 95, "method": 4},
+    "TIFF": {"compression": "tiff_deflate"},
+}
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """What `embed_file` wrote."""
+
+    output: Path
+    scheme: str
+    payload: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output": str(self.output), "payload": self.payload.hex(), "scheme": self.scheme}
+
+
+def parse_payload(text: str) -> bytes:
+    """A payload given as hex ("0a1b2c", "0x0a1b2c", spaces allowed)."""
+    cleaned = text.strip().lower().removeprefix("0x").replace(" ", "")
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise GuardError(f"The payload {text!r} is not hexadecimal (for example 0a1b2c3d4e5f).") from None
+
+
+def choose_payload(scheme: Any, payload: bytes | None) -> bytes:
+    """The given payload checked against the scheme, the scheme's fixed message, or random bytes."""
+    fixed = getattr(scheme, "fixed_payload", None)
+    if payload is None:
+        return fixed if fixed is not None else os.urandom(scheme.payload_bytes)
+    if fixed is not None and payload != fixed:
+        raise GuardError(f"The {scheme.name} watermark always carries {fixed.hex()}; leave the payload out.")
+    if len(payload) != scheme.payload_bytes:
+        raise GuardError(
+            f"A {scheme.name} payload is {scheme.payload_bytes} bytes ({2 * scheme.payload_bytes} hex digits); "
+            f"{len(payload)} given."
+        )
+    return payload
+
+
+def output_format(path: Path) -> str:
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise GuardError(
+            f"Cannot tell the image format of {path.name!r}: end the output name in one of "
+            f"{', '.join(sorted(OUTPUT_FORMATS))}."
+        )
+    return fmt
+
+
+def embed_file(
+    source: str | os.PathLike, output: str | os.PathLike, *, scheme: str | None = None, payload: bytes | None = None
+) -> Embedded:
+    """Mark the image at `source` with `scheme` (default: the project's) and write it to `output` atomically.
+
+    The input is never overwritten; the format follows the output's suffix.
+    """
+    source, output = Path(source), Path(output)
+    if output.resolve() == source.resolve() or (output.exists() and source.exists() and output.samefile(source)):
+        raise GuardError(f"The output {output} is the input; write the marked copy to another file.")
+    fmt = output_format(output)
+    codec = watermark.get_scheme(scheme or watermark.DEFAULT_SCHEME)
+    payload = choose_payload(codec, payload)
+    image = load_image(source)
+    marked = codec.embed(image, payload)
+    buffer = io.BytesIO()
+    marked.convert("RGB").save(buffer, fmt, **_ENCODE_OPTIONS.get(fmt, {}))
+    write_atomic(output, buffer.getvalue())
+    return Embedded(output=output, scheme=codec.name, payload=payload)
+
+
+def decode_image(
+    image: Image.Image, schemes: Sequence[str] | None = None, *, expect: bytes | None = None
+) -> list[WatermarkResult]:
+    """Every named scheme's reading of `image` (default: the schemes the verifier tries).
+
+    With `expect`, schemes that can only test a given payload (rivaGan) test that one.
+    """
+    names = tuple(schemes) if schemes else watermark.KNOWN_SCHEMES
+    codecs = [watermark.get_scheme(name) for name in names]
+    if expect is not None and not any(hasattr(codec, "decode_expecting") for codec in codecs):
+        raise GuardError("--expect applies to schemes with an arbitrary payload and no detection of their own: "
+                         "add --scheme rivaGan.")
+    rgb = image.convert("RGB")
+    return [
+        codec.decode_expecting(rgb, expect)
+        if expect is not None and hasattr(codec, "decode_expecting")
+        else codec.decode(rgb)
+        for codec in codecs
+    ]
+
+
+def decode_record(path: str | os.PathLike, results: list[WatermarkResult]) -> dict[str, Any]:
+    """One file's JSON record: the headline result (the first scheme that found a mark, else the first tried)
+    as `detected`, `payload`, `confidence`, `scheme`, and every scheme's result under `watermarks`."""
+    headline = next((r for r in results if r.detected), results[0] if results else None)
+    return {
+        "path": str(path),
+        "detected": bool(headline and headline.detected),
+        "payload": headline.payload.hex() if headline and headline.detected and headline.payload is not None else None,
+        "confidence": round(float(headline.confidence), 6) if headline else 0.0,
+        "scheme": headline.scheme if headline else None,
+        "watermarks": [r.to_dict() for r in results],
+    }
+
+
+def decode_files(
+    paths: Iterable[str | os.PathLike], schemes: Sequence[str] | None = None, *, expect: bytes | None = None
+) -> Iterable[dict[str, Any]]:
+    """One record per file, in order; an unreadable file gives `{"path", "error"}` and the others go on."""
+    for path in paths:
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            yield {"path": str(path), "error": str(exc)}
+            continue
+        yield decode_record(path, decode_image(image, schemes, expect=expect))
