@@ -50,10 +50,17 @@ class DemoHome:
         return f"sqlite:///{self.root / 'manifests.db'}"
 
     def init(self) -> None:
-        from guard.provenance.keys import init_identity, keys_dir
+        from guard.provenance.keys import KEY_FILE, init_identity, keys_dir
 
-        if not (keys_dir(self.root) / "signer.key").exists():
+        if not (keys_dir(self.root) / KEY_FILE).exists():
             init_identity(self.root, organization="image-guard demo")
+
+    def identity(self):
+        """The demo's own identity, even where GUARD_SIGN_CERT/GUARD_SIGN_KEY name the user's."""
+        from guard.provenance.keys import CHAIN_FILE, KEY_FILE, SigningIdentity, keys_dir
+
+        folder = keys_dir(self.root)
+        return SigningIdentity.load(chain=folder / CHAIN_FILE, key=folder / KEY_FILE)
 
     def trust(self):
         from guard.provenance.credentials import TrustConfig
@@ -81,11 +88,10 @@ def scan(policy, path: Path) -> dict[str, Any]:
 def protect(home: DemoHome, source: Path, output: Path, decision: dict[str, Any]) -> dict[str, Any]:
     """Watermark, sign and record the sample as a generated image would be."""
     from guard.protect import Protector
-    from guard.provenance.keys import SigningIdentity
     from guard.provenance.store import ManifestStore
 
     with ManifestStore.open(home.store_url) as store:
-        protector = Protector(identity=SigningIdentity.load(home.root), store=store)
+        protector = Protector(identity=home.identity(), store=store)
         result = protector.protect_file(
             source,
             output,
