@@ -51,7 +51,9 @@ ENV_RESOLVER_URL = "GUARD_RESOLVER_URL"
     help=f"C2PA soft binding resolution service URL (or {ENV_RESOLVER_URL}).",
 )
 @click.option(
-    "--classifier", is_flag=True, help="Run the synthetic-image classifier (when its weights are configured)."
+    "--classifier/--no-classifier",
+    default=None,
+    help="Run the synthetic-image classifier (default: when GUARD_SYNTHETIC_WEIGHTS is configured).",
 )
 @click.pass_context
 def verify(

@@ -3,8 +3,8 @@
 The list (`conforming-products-list.json` from the C2PA conformance program) is taken as a path or an http(s)
 URL (`GUARD_CONFORMING_PRODUCTS` or `--conforming-products`); it is never fetched unless named. A signer matches
 a product when its certificate subject carries the product's CN and O (and OU where the product names one;
-the country is not compared). The answer is `yes` only when the signature also chains to a configured trust anchor: a certificate
-DN alone can be written by anyone.
+the country is not compared). The answer is `yes` only when the signature also chains to a configured trust
+anchor: a certificate DN alone can be written by anyone.
 """
 
 from __future__ import annotations
