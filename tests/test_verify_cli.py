@@ -1,0 +1,162 @@
+"""`guard verify` as a command: JSON, HTML (self-contained, everything from the file escaped), many files as
+JSON Lines, exit codes, trust options and the conforming-products answer."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image, PngImagePlugin
+from skimage import data as skdata
+
+from guard.cli import cli
+from guard.protect import Protector, default_scheme, protect_image
+from guard.provenance.keys import SigningIdentity, init_identity
+from guard.provenance.store import ManifestStore
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+C2PA_FIXTURES = SHARED / "fixtures" / "c2pa"
+PRODUCTS = SHARED / "c2pa-conformance" / "conforming-products-list.json"
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture(autouse=True)
+def empty_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("GUARD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GUARD_STORE_URL", raising=False)
+    monkeypatch.delenv("GUARD_TRUST_ANCHORS", raising=False)
+    monkeypatch.delenv("GUARD_CONFORMING_PRODUCTS", raising=False)
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, ["verify", *args, "--no-classifier"])
+
+
+@pytest.fixture()
+def hostile_png(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", f"{HOSTILE}\nSteps: 20, Sampler: Euler, Model: {HOSTILE}")
+    path = tmp_path / f"{'<b>'}odd.png"
+    Image.fromarray(skdata.coffee()).save(path, pnginfo=info)
+    return path
+
+
+def test_json_and_exit_codes():
+    clean = run(str(C2PA_FIXTURES / "C.jpg"), "--json")
+    assert clean.exit_code == 0, clean.output
+    assert json.loads(clean.output)["c2pa"]["state"] == "Valid"
+    tampered = run(str(C2PA_FIXTURES / "XCA.jpg"), "--json")
+    assert tampered.exit_code == 1
+    report = json.loads(tampered.output)
+    for field in ("path", "c2pa", "watermarks", "recovered", "metadata", "synthetic", "signals", "verdict"):
+        assert field in report
+    assert set(report["verdict"]) >= {"origin", "strength", "integrity", "reasons"}
+
+
+def test_terminal_report_names_verdict_and_failures():
+    result = run(str(C2PA_FIXTURES / "E-sig-CA.jpg"))
+    assert result.exit_code == 1
+    assert "tampered" in result.output and "claimSignature.mismatch" in result.output
+    assert "A.jpg" in result.output  # the history tree
+
+
+def test_html_report_is_self_contained_and_escaped(hostile_png, tmp_path):
+    page = tmp_path / "report.html"
+    result = run(str(hostile_png), "--html", str(page))
+    assert result.exit_code == 1, result.output  # A1111 parameters: AI-generated (weak)
+    html = page.read_text()
+    assert "data:image/jpeg;base64," in html
+    assert "<script" not in html and "onerror=alert(1)>" not in html
+    assert "&lt;script&gt;" in html and "&lt;b&gt;odd.png" in html
+    assert "ai-generated" in html and "Evidence" in html
+    assert "http://" not in html.replace("http://cv.iptc.org", "").split("<pre>")[0]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report.html")]  # no temporary left
+
+
+def test_many_files_give_json_lines_and_exit_2_when_one_is_unreadable(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("A.jpg", "C.jpg"):
+        (folder / name).write_bytes((C2PA_FIXTURES / name).read_bytes())
+    (folder / "broken.jpg").write_bytes(b"not an image at all")
+    result = run(str(folder))
+    lines = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert [Path(line["path"]).name for line in lines] == ["A.jpg", "C.jpg", "broken.jpg"]
+    assert "error" in lines[2] and "verdict" in lines[0]
+    assert result.exit_code == 2
+    (folder / "broken.jpg").unlink()
+    assert run(str(folder)).exit_code == 0
+    (folder / "XCA.jpg").write_bytes((C2PA_FIXTURES / "XCA.jpg").read_bytes())
+    assert run(str(folder)).exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["/nonexistent/x.jpg"], "no such file"),
+        ([str(C2PA_FIXTURES), "--html", "x.html"], "--html"),
+        ([str(C2PA_FIXTURES / "C.jpg"), "--trust-anchors", "/nonexistent.pem"], "trust anchors"),
+        ([str(C2PA_FIXTURES / "C.jpg"), "--trust-config", "/nonexistent.cfg"], "trust configuration"),
+        ([str(C2PA_FIXTURES / "C.jpg"), "--conforming-products", "/nonexistent.json"], "conforming products"),
+        ([str(C2PA_FIXTURES / "C.jpg"), "--resolver", "ftp://x"], "resolver URL"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    result = run(*args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+
+
+def test_trust_anchor_and_conforming_product(tmp_path):
+    """A signer whose certificate names a conforming product is `yes` only when it chains to a trust anchor."""
+    home = tmp_path / "vendor"
+    init_identity(home, organization="OpenAI OpCo, LLC", common_name="OpenAI Media Service")
+    with ManifestStore.open(f"sqlite:///{tmp_path / 'vendor.db'}") as store:
+        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        result = protect_image(Image.fromarray(skdata.astronaut()), tmp_path / "gen.jpg", protector=protector)
+    anchor = str(home / "keys" / "ca.pem")
+    trusted = json.loads(
+        run(str(result.output), "--json", "--trust-anchors", anchor, "--conforming-products", str(PRODUCTS)).output
+    )
+    assert trusted["c2pa"]["state"] == "Trusted"
+    product = trusted["c2pa"]["conforming_product"]
+    assert (product["status"], product["product"], product["applicant"]) == (
+        "yes",
+        "OpenAI Media Service",
+        "OpenAI OpCo, LLC",
+    )
+    assert trusted["trust"]["anchors"][0] == anchor
+    untrusted = json.loads(run(str(result.output), "--json", "--conforming-products", str(PRODUCTS)).output)
+    assert untrusted["c2pa"]["state"] == "Valid"
+    assert untrusted["c2pa"]["conforming_product"]["status"] == "unknown"
+    assert "trust anchor" in untrusted["c2pa"]["conforming_product"]["reason"]
+    unconfigured = json.loads(run(str(result.output), "--json").output)
+    assert unconfigured["c2pa"]["conforming_product"]["status"] == "unknown"
+
+
+def test_official_trust_list_and_allowed_list_are_accepted():
+    trust_list = str(SHARED / "c2pa-conformance" / "C2PA-TRUST-LIST.pem")
+    result = run(str(C2PA_FIXTURES / "C.jpg"), "--json", "--trust-anchors", trust_list)
+    report = json.loads(result.output)
+    assert report["c2pa"]["state"] == "Valid"  # the test signer is not under the official list
+    assert "signingCredential.untrusted" in {f["code"] for f in report["c2pa"]["failures"]}
+
+
+def test_verify_never_creates_a_store(tmp_path):
+    assert run(str(C2PA_FIXTURES / "A.jpg"), "--json").exit_code == 0
+    assert not (tmp_path / "home").exists()
+
+
+def test_library_entry_points_for_the_demo():
+    from guard.verify import render_terminal, verify_file
+
+    report = verify_file(C2PA_FIXTURES / "CA.jpg", classifier=False)
+    buffer = io.StringIO()
+    from rich.console import Console
+
+    render_terminal(report, Console(file=buffer, width=120))
+    assert "CA.jpg" in buffer.getvalue() and "parentOf: A.jpg" in buffer.getvalue()
