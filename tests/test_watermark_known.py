@@ -99,6 +99,8 @@ def test_decoder_bits_equal_invisible_watermark_on_photos_and_odd_sizes(name):
         for length in (32, 48, 136, 7):
             expected = np.array(WatermarkDecoder("bits", length).decode(pixels, "dwtDct"), dtype=bool)
             assert np.array_equal(decode_bits(pixels, length), expected), (case.size, length)
+            rgb_votes = decode_votes(np.asarray(case.convert("RGB")), length, order="RGB")
+            assert np.array_equal(rgb_votes.bits, expected), (case.size, length)
 
 
 def test_decoder_bits_equal_invisible_watermark_on_float_pixels_and_noise():
@@ -111,6 +113,8 @@ def test_decoder_bits_equal_invisible_watermark_on_float_pixels_and_noise():
             assert np.array_equal(decode_bits(pixels, length), expected)
     # noise reads balanced bits, so the comparison above is not between two constant strings
     assert 0.2 < decode_bits(noise, 48).mean() < 0.8
+    with pytest.raises(ValueError):
+        decode_votes(floats[:, :, ::-1], 48, order="RGB")  # OpenCV's float RGB->YUV differs in the last bit
 
 
 def test_votes_count_every_block():

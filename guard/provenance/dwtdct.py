@@ -63,19 +63,23 @@ def bgr_array(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
 
 
-def decode_votes(bgr: np.ndarray, length: int) -> DwtDctVotes:
-    """Block votes for a `length`-bit dwtDct message in a BGR image (uint8, or float as diffusers passes).
+def decode_votes(pixels: np.ndarray, length: int, *, order: str = "BGR") -> DwtDctVotes:
+    """Block votes for a `length`-bit dwtDct message in an image array (uint8, or float as diffusers passes).
 
-    The caller checks `MIN_PIXELS` (invisible-watermark raises below it; we let callers decide).
+    `order` "RGB" spares the caller a channel swap: OpenCV's RGB->YUV gives exactly the U of BGR->YUV on uint8
+    pixels (checked over all 2^24 colours), but not on float pixels, which must come as BGR. The caller checks
+    `MIN_PIXELS` (invisible-watermark raises below it; we let callers decide).
     """
     import cv2
 
     if length <= 0:
         raise ValueError("length must be positive")
-    rows, cols = bgr.shape[:2]
+    if order not in ("BGR", "RGB") or (order == "RGB" and pixels.dtype != np.uint8):
+        raise ValueError("pixels must be BGR, or RGB uint8")
+    rows, cols = pixels.shape[:2]
     # Colour conversion is per pixel, so cropping first gives the same U values as converting the whole image.
-    cropped = np.ascontiguousarray(bgr[: rows // BLOCK * BLOCK, : cols // BLOCK * BLOCK])
-    u = cv2.cvtColor(cropped, cv2.COLOR_BGR2YUV)[:, :, 1]
+    cropped = pixels[: rows // BLOCK * BLOCK, : cols // BLOCK * BLOCK]
+    u = cv2.cvtColor(cropped, cv2.COLOR_BGR2YUV if order == "BGR" else cv2.COLOR_RGB2YUV)[:, :, 1]
     approximation = haar_approximation(u)
     block_rows, block_cols = approximation.shape[0] // BLOCK, approximation.shape[1] // BLOCK
     blocks = (
@@ -100,9 +104,9 @@ def haar_approximation(channel: np.ndarray) -> np.ndarray:
     * odd` in the input's float precision (integers become float64).
     """
     dtype = channel.dtype.type if channel.dtype in (np.float32, np.float64) else np.float64
-    values = channel.astype(dtype, copy=False)
     first, second = (dtype(tap) for tap in _HAAR_LOW)
-    rows = values[0::2] * second + values[1::2] * first
+    # integer * float64 scalar is computed in float64, exactly as converting first would
+    rows = channel[0::2] * second + channel[1::2] * first
     return rows[:, 0::2] * second + rows[:, 1::2] * first
 
 

@@ -135,15 +135,15 @@ class DwtDctMessage:
         small = _too_small(self.name, image)
         if small is not None:
             return small
-        bgr = bgr_array(image)
-        readings = {"uint8": bgr}
+        rgb = np.asarray(image.convert("RGB"))
+        readings = {"uint8": (rgb, "RGB")}
         if self.float_pixels:
             # OpenCV centres U on 0.5 for float pixels and on 128 for uint8: read the mark where it was written,
             # and also as uint8 (a re-encoded copy can read better there); the bound covers both tries.
-            readings = {"float": bgr.astype(np.float32), **readings}
+            readings = {"float": (rgb[:, :, ::-1].astype(np.float32), "BGR"), **readings}
         best: dict[str, Any] | None = None
-        for domain, pixels in readings.items():
-            votes = decode_votes(pixels, len(self._bits))
+        for domain, (pixels, order) in readings.items():
+            votes = decode_votes(pixels, len(self._bits), order=order)
             if not votes.blocks.all():
                 return WatermarkResult(
                     scheme=self.name,
