@@ -141,6 +141,19 @@ def test_recovery_by_fingerprint_alone(protected, trust, tmp_path):
     assert (report.verdict.origin, report.verdict.strength) == ("ai-generated", "strong")
 
 
+def test_unmarked_original_of_a_protected_picture_is_only_moderate(protected, trust, tmp_path):
+    """The fingerprint finds the record, but the record's watermark is absent: not strong evidence."""
+    result, _, record = protected
+    original = tmp_path / "original.jpg"
+    Image.fromarray(skdata.astronaut()).save(original, quality=90)
+    with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        store.add(record)
+        report = verify_file(original, trust=trust, store=store)
+    assert report.recovered.via == "fingerprint" and report.recovered.manifest_id == result.manifest_id
+    assert (report.verdict.origin, report.verdict.strength) == ("ai-generated", "moderate")
+    assert any("unmarked original" in reason for reason in report.verdict.reasons)
+
+
 def test_the_protected_file_itself_is_trusted_and_intact(protected, trust, tmp_path):
     result, _, _ = protected
     report = verify_file(result.output, trust=trust).to_dict()

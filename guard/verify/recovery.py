@@ -29,7 +29,9 @@ from guard.verify.watermarks import WatermarkReading
 
 STRONG_FINGERPRINT_DISTANCE = 10
 """Summed phash+colorhash distance (of 128 bits) up to which a fingerprint match counts as strong evidence:
-JPEG re-encoding and resizing move it by 0-12, unrelated pictures by 40 or more."""
+JPEG re-encoding and resizing move it by 0-12, unrelated pictures by 40 or more. A match is only moderate when
+the record's own watermark was looked for and not found: the image may be the unmarked original of a protected
+picture, or a look-alike."""
 
 
 @dataclass
@@ -73,8 +75,8 @@ class Recovery:
             return f"the recovered manifest is intact, signed by {who}, and matches this file's content exactly"
         return (
             f"the recovered manifest is intact and signed by {who}, but its hard binding does not match this file: "
-            "this is a re-encoded, resized or edited copy of the signed original, so the manifest says where the "
-            "original came from, not that this copy is unmodified"
+            "this is not the signed file itself (a re-encoded, resized or edited copy of it, or a look-alike), so the "
+            "manifest says where the signed original came from, not that this file is unmodified"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +131,7 @@ def recover_local(
             "distance": distance,
             "max_distance": max_distance,
             "candidates": len(matches),
+            "scheme": record.scheme,
             "record_manifest_id": record.manifest_id,
         },
     )

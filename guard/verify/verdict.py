@@ -109,7 +109,7 @@ def decide(
         else:
             verdict.reasons.append(f"Content Credentials ({c2pa.state}, {signer}): {why}")
     if recovery is not None:
-        _recovered(recovery, verdict)
+        _recovered(recovery, watermarks, verdict)
     for reading in watermarks:
         _watermark(reading, recovery, verdict)
     for hint in hints:
@@ -165,7 +165,7 @@ def _signer_words(c2pa: C2paEvidence) -> str:
     return f"signed by {who}" + (f" ({org})" if org and org != who else "")
 
 
-def _recovered(recovery: Recovery, verdict: Verdict) -> None:
+def _recovered(recovery: Recovery, watermarks: list[WatermarkReading], verdict: Verdict) -> None:
     how = {
         "watermark": f"its watermark payload ({recovery.details.get('scheme')}) names it in the local manifest store",
         "fingerprint": f"its perceptual fingerprint is {recovery.details.get('distance')} bits from a record "
@@ -184,6 +184,13 @@ def _recovered(recovery: Recovery, verdict: Verdict) -> None:
         strength = "strong"
     elif recovery.via == "fingerprint":
         strength = "strong" if recovery.details.get("distance", 999) <= STRONG_FINGERPRINT_DISTANCE else "moderate"
+        missing = [w for w in watermarks if w.scheme == recovery.details.get("scheme") and w.detected is False]
+        if missing and not missing[0].error:
+            strength = "moderate"
+            verdict.reasons.append(
+                f"the fingerprint matches, but the record's {missing[0].scheme} watermark is not in this image: "
+                "it may be the unmarked original of the protected picture, or a look-alike"
+            )
     else:
         strength = "strong" if state == "Trusted" else "moderate"
     verdict.claims.append(Claim(origin, strength, f"recovered ({recovery.via})", f"recovered manifest: {why}"))
