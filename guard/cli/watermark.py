@@ -84,4 +84,9 @@ def _describe(record: dict) -> str:
         found = f"{record['scheme']} watermark, payload {record['payload']}"
         return f"{path}: {found} (confidence {record['confidence']:.2f})"
     tried = ", ".join(mark["scheme"] for mark in record["watermarks"])
-    return f"{path}: no watermark found ({tried})"
+    undecided = [
+        f"; {mark['scheme']} read {mark['bits_read']}, which says nothing without --expect"
+        for mark in record["watermarks"]
+        if mark.get("decidable") is False
+    ]
+    return f"{path}: no watermark found ({tried}){''.join(undecided)}"
