@@ -160,3 +160,46 @@ def test_library_entry_points_for_the_demo():
 
     render_terminal(report, Console(file=buffer, width=120))
     assert "CA.jpg" in buffer.getvalue() and "parentOf: A.jpg" in buffer.getvalue()
+
+
+def test_trust_anchors_and_products_list_by_url(tmp_path):
+    """Paths or URLs, as c2patool takes them: served here by a local HTTP server."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    home = tmp_path / "vendor"
+    init_identity(home, organization="OpenAI OpCo, LLC", common_name="OpenAI Media Service")
+    with ManifestStore.open(f"sqlite:///{tmp_path / 'vendor.db'}") as store:
+        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        result = protect_image(Image.fromarray(skdata.astronaut()), tmp_path / "gen.jpg", protector=protector)
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "ca.pem").write_bytes((home / "keys" / "ca.pem").read_bytes())
+    (served / "products.json").write_bytes(PRODUCTS.read_bytes())
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        report = json.loads(
+            run(
+                str(result.output),
+                "--json",
+                "--trust-anchors",
+                f"{base}/ca.pem",
+                "--conforming-products",
+                f"{base}/products.json",
+            ).output
+        )
+        missing = run(str(result.output), "--trust-anchors", f"{base}/nothing.pem")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report["c2pa"]["state"] == "Trusted"
+    assert report["c2pa"]["conforming_product"]["status"] == "yes"
+    assert missing.exit_code == 2 and missing.output.startswith("error: ")
