@@ -1,7 +1,7 @@
 """A tiny, randomly initialised Stable Diffusion pipeline built from configs: no download, no weights.
 
 It is the real `StableDiffusionPipeline` architecture (UNet, VAE, CLIP text encoder, CLIP tokenizer,
-scheduler) shrunk to a few hundred thousand parameters, so tests, benchmarks and offline demos exercise the
+scheduler) shrunk to about a hundred thousand parameters, so tests, benchmarks and offline demos exercise the
 real loading and generation code. Its images are coloured noise, not pictures. The VAE keeps Stable
 Diffusion's 8x down-sampling, so a 512x512 image is a 64x64 latent, as with the real models.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 TINY_SIZE = 256
-"""Default output side of the tiny pipeline: the smallest size the default watermark accepts."""
+"""Default output side of the tiny pipeline: large enough for every watermark scheme (dwtDctSvd needs 256)."""
 
 
 def tiny_tokenizer():
@@ -55,22 +55,22 @@ def build_tiny_pipeline(seed: int = 0):
         in_channels=4,
         out_channels=4,
         layers_per_block=1,
-        block_out_channels=(16, 32),
+        block_out_channels=(8, 16),
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=16,
         attention_head_dim=4,
-        norm_num_groups=8,
+        norm_num_groups=4,
     )
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         latent_channels=4,
-        block_out_channels=(8, 8, 8, 8),
+        block_out_channels=(4, 4, 4, 4),
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
         layers_per_block=1,
-        norm_num_groups=4,
+        norm_num_groups=2,
         sample_size=TINY_SIZE,
     )
     scheduler = EulerDiscreteScheduler(

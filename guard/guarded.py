@@ -31,7 +31,9 @@ WITHHELD = ("review", "block")
 """Decisions whose images are not delivered: `block` is never written; `review` waits for a person, in the
 review folder when one is given (protected like any output), else it is not written either."""
 
-OUTPUT_FORMATS = ("png", "jpg", "webp")
+OUTPUT_FORMATS = ("jpg", "png", "webp")
+"""Delivered file formats. JPEG (quality 95) is the default: encoding a 512x512 PNG costs ~130 ms on one CPU
+core, a JPEG ~2 ms, and the watermark is made to survive JPEG."""
 TEXT_TO_IMAGE = "trainedAlgorithmicMedia"
 IMAGE_TO_IMAGE = "compositeWithTrainedAlgorithmicMedia"
 
@@ -98,7 +100,7 @@ def guarded_generate(
     model_id: str,
     detectors: Any = None,
     init_ingredient: Ingredient | None = None,
-    output_format: str = "png",
+    output_format: str = "jpg",
     review_dir: str | Path | None = None,
     on_step: StepCallback | None = None,
 ) -> list[ImageRecord]:
@@ -244,7 +246,7 @@ class Guard:
         dtype: str | None = None,
         low_memory: bool = False,
         local_files_only: bool | None = None,
-        output_format: str = "png",
+        output_format: str = "jpg",
     ) -> None:
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
         self.detectors = detectors

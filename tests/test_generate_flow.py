@@ -276,7 +276,7 @@ def test_cli_generates_verifiable_images_and_json_lines(tiny_model, cli_env, tmp
     assert lines[0]["detectors"]["nudenet"]["status"] == "ok", "the real NudeNet scored the outputs"
     for line in lines:
         output = Path(line["output"])
-        assert output.parent == out and output.suffix == ".png"
+        assert output.parent == out and output.suffix == ".jpg"
         assert set(line["watermark"]) == {"scheme", "payload"}
         reading = read_manifest(output, trust=_trust(cli_env))
         assert reading.state == "Trusted"

@@ -30,7 +30,14 @@ from guard.cli.common import emit_json, exit_code_for, json_option, policy_optio
 @click.option("--num-images", type=click.IntRange(min=1), default=1, show_default=True, help="Images to generate.")
 @click.option("--init-image", type=click.Path(dir_okay=False), default=None, help="Image-to-image starting image.")
 @click.option("--strength", type=float, default=0.8, show_default=True, help="How far to move from --init-image.")
-@click.option("--format", "output_format", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["jpg", "png", "webp"]),
+    default="jpg",
+    show_default=True,
+    help="Delivered file format (png: lossless, slower).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cuda:N, mps or cpu.")
 @click.option(
     "--dtype", type=click.Choice(["float16", "bfloat16", "float32"]), default=None, help="Default: per device."
