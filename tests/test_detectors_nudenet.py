@@ -88,8 +88,8 @@ def test_detections_equal_nudenet_detect_on_photos(detector, nudenet_module, pho
 
 def test_batches_equal_single_images(photos):
     images = [Image.fromarray(rgb) for rgb in photos.values()]
-    batched = NudeNetDetector(batch_size=8).analyze(images)
-    single = NudeNetDetector(batch_size=1).analyze(images)
+    batched = NudeNetDetector(batch_size=8, threads=2).analyze(images)
+    single = NudeNetDetector(batch_size=1, threads=1).analyze(images)
     for a, b in zip(batched, single, strict=True):
         assert a.scores == pytest.approx(b.scores, abs=1e-5)
         assert [d["box"] for d in a.details["detections"]] == [d["box"] for d in b.details["detections"]]
@@ -207,9 +207,14 @@ def test_missing_model_file_is_unavailable(tmp_path, monkeypatch):
 
 
 def test_thread_count_from_env_and_argument(monkeypatch):
-    monkeypatch.setenv("GUARD_NUDENET_THREADS", "1")
-    assert NudeNetDetector().threads == 1
+    monkeypatch.setenv("GUARD_NUDENET_THREADS", "3")
+    assert NudeNetDetector().threads == 3
     assert NudeNetDetector(threads=2).threads == 2
     one = NudeNetDetector(threads=1)
-    assert one.available()
+    assert one.available() and one._pool is None
     assert one._session.get_session_options().intra_op_num_threads == 1
+    two = NudeNetDetector(threads=2, batch_size=8)
+    assert [len(c) for c in two._chunks(16)] == [8, 8]
+    assert [len(c) for c in two._chunks(5)] == [3, 2]
+    assert [len(c) for c in two._chunks(20)] == [8, 8, 4]
+    assert [len(c) for c in two._chunks(1)] == [1]

@@ -1,0 +1,159 @@
+"""Benchmark: images per second for NSFW scoring, `guard.scan` against NudeNet's own `NudeDetector().detect()` loop.
+
+Builds a few hundred JPEGs at 512×512 and 1024×1024 from real photos (scikit-image and matplotlib samples,
+the shared fixtures), varied by random crops, flips, rotations and colour shifts, then times, in the
+same run, alternating rounds:
+
+* nudenet: `NudeDetector().detect(path)` for each file (NudeNet's default onnxruntime session);
+* guard: `guard.scan.scan_paths` with the NudeNet detector — the whole library path: decode through
+  `load_image` (the next batch while the current one is scored), batched inference in one reused
+  session, vectorised postprocessing, the policy decision for each image.
+
+Every file's detections are compared (same classes, boxes equal, scores within 1e-3). The table gives the
+median images/s over the rounds and the ratio to NudeNet. Run: `python bench/scan.py [--n 150] [--rounds 3]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
+
+
+def source_photos() -> list[Image.Image]:
+    """Real photos to cut the benchmark images from."""
+    from matplotlib import cbook
+    from skimage import data
+
+    from guard.images import load_image
+
+    photos = [Image.fromarray(getattr(data, n)()) for n in ("astronaut", "chelsea", "coffee", "rocket", "camera")]
+    photos += [Image.fromarray(getattr(data, n)()).convert("RGB") for n in ("coins", "moon", "page")]
+    photos.append(load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    for path in sorted(FIXTURES.glob("*.jpg")) + sorted(FIXTURES.glob("*.png")):
+        try:
+            photos.append(load_image(path))
+        except Exception:  # a fixture that is meant to be unreadable
+            continue
+    return [p.convert("RGB") for p in photos]
+
+
+def make_images(folder: Path, size: int, count: int, seed: int) -> list[Path]:
+    """`count` varied size×size JPEGs cut from the source photos."""
+    rng = np.random.default_rng(seed)
+    photos = source_photos()
+    paths = []
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        width, height = photo.size
+        scale = rng.uniform(0.5, 1.0)
+        crop_w, crop_h = max(16, int(width * scale)), max(16, int(height * scale))
+        left, top = int(rng.integers(0, width - crop_w + 1)), int(rng.integers(0, height - crop_h + 1))
+        image = photo.crop((left, top, left + crop_w, top + crop_h)).resize((size, size), Image.BICUBIC)
+        if rng.random() < 0.5:
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        if rng.random() < 0.3:
+            image = image.rotate(float(rng.choice([90, 180, 270])))
+        image = ImageEnhance.Color(image).enhance(rng.uniform(0.6, 1.4))
+        image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
+        path = folder / f"{size}_{index:04d}.jpg"
+        image.save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def run_nudenet(detector, paths: list[Path]) -> tuple[float, list[list[dict]]]:
+    start = time.perf_counter()
+    results = [detector.detect(str(path)) for path in paths]
+    return time.perf_counter() - start, results
+
+
+def run_guard(policy, detectors, paths: list[Path], batch_size: int) -> tuple[float, list[list[dict]]]:
+    from guard.scan import scan_paths
+
+    start = time.perf_counter()
+    results = [
+        r.assessment.details["nudenet"]["detections"]
+        for r in scan_paths([], policy, detectors, batch_size=batch_size, files=paths)
+    ]
+    return time.perf_counter() - start, results
+
+
+def compare(theirs: list[list[dict]], ours: list[list[dict]], tolerance: float = 1e-3) -> tuple[int, float]:
+    """(images whose detections differ, largest score difference among matching detections)."""
+    mismatched, worst = 0, 0.0
+    for a, b in zip(theirs, ours, strict=True):
+        same = len(a) == len(b) and all(
+            x["class"] == y["class"] and x["box"] == y["box"] and abs(x["score"] - y["score"]) <= tolerance
+            for x, y in zip(a, b, strict=True)
+        )
+        mismatched += not same
+        if len(a) == len(b):
+            worst = max([worst, *(abs(x["score"] - y["score"]) for x, y in zip(a, b, strict=True))])
+    return mismatched, worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=150, help="images per size")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds (the median is reported)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None, help="guard's onnxruntime threads (default: its own)")
+    args = parser.parse_args()
+
+    from nudenet import NudeDetector
+
+    from detectors.nudenet import NudeNetDetector
+    from policies import load_policy
+
+    policy = load_policy("default")
+    reference = NudeDetector()
+    ours = {"nudenet": NudeNetDetector(threads=args.threads, batch_size=args.batch_size)}
+    ours["nudenet"].load()
+    print(f"{os.cpu_count()} CPU cores; {args.n} images per size; median of {args.rounds} alternating rounds")
+    header = f"{'size':>9} {'method':<44} {'images/s':>9} {'ms/image':>9} {'vs nudenet':>11}"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            paths = make_images(Path(tmp), size, args.n, seed=size)
+            run_nudenet(reference, paths[:4])  # warm both sessions
+            run_guard(policy, ours, paths[:4], args.batch_size)
+            times: dict[str, list[float]] = {"nudenet": [], "guard": []}
+            for _ in range(args.rounds):
+                seconds, theirs = run_nudenet(reference, paths)
+                times["nudenet"].append(seconds)
+                seconds, mine = run_guard(policy, ours, paths, args.batch_size)
+                times["guard"].append(seconds)
+            mismatched, worst = compare(theirs, mine)
+            flagged = sum(bool(d) for d in mine)
+            base = statistics.median(times["nudenet"]) / len(paths)
+            for method, label in (
+                ("nudenet", "NudeNet NudeDetector().detect(path) loop"),
+                ("guard", f"guard scan_paths (batch {args.batch_size})"),
+            ):
+                per_image = statistics.median(times[method]) / len(paths)
+                rows.append(
+                    f"{size:>9} {label:<44} {1 / per_image:>9.1f} {per_image * 1e3:>9.1f} {base / per_image:>10.2f}x"
+                )
+            rows.append(
+                f"{'':>9} outputs: {len(paths) - mismatched}/{len(paths)} images identical "
+                f"(boxes equal, scores within 1e-3; largest score difference {worst:.1e}); "
+                f"{flagged} images with any detection"
+            )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
