@@ -27,6 +27,7 @@ from guard.provenance.keys import SigningIdentity, init_identity
 from guard.provenance.manifest import GENERATION_LABEL, IPTC, POLICY_LABEL, prompt_sha256
 from guard.provenance.store import ManifestStore
 from guard.redact import blur
+from guard.verify import verify_file
 
 STEPS = 2
 
@@ -164,9 +165,10 @@ def test_flagged_output_is_blurred_when_the_policy_says_blur(pipe, protector, ho
     expected = np.asarray(blur(raw.images[0])).astype(int)
     assert np.abs(delivered - expected).mean() < 3, "the delivered image is the blurred output (plus watermark)"
     assert np.abs(delivered - np.asarray(raw.images[0]).astype(int)).mean() > 10
-    reading = read_manifest(record.output, trust=_trust(home))
-    assert reading.state == "Trusted"
-    assert reading.assertion(POLICY_LABEL)["decision"] == "blur"
+    report = verify_file(record.output, trust=_trust(home)).to_dict()
+    assert (report["verdict"]["origin"], report["c2pa"]["state"]) == ("ai-generated", "Trusted")
+    assert any(w["detected"] and w["payload"] == record.watermark["payload"] for w in report["watermarks"])
+    assert read_manifest(record.output).assertion(POLICY_LABEL)["decision"] == "blur"
 
 
 def _negative() -> str:
@@ -278,11 +280,15 @@ def test_cli_generates_verifiable_images_and_json_lines(tiny_model, cli_env, tmp
         output = Path(line["output"])
         assert output.parent == out and output.suffix == ".jpg"
         assert set(line["watermark"]) == {"scheme", "payload"}
-        reading = read_manifest(output, trust=_trust(cli_env))
-        assert reading.state == "Trusted"
-        assert reading.manifest_id == line["manifest_id"]
-        assert reading.digital_source_types == [IPTC + "trainedAlgorithmicMedia"]
-        assert reading.assertion(GENERATION_LABEL)["model"] == str(tiny_model)
+        report = verify_file(output, trust=_trust(cli_env)).to_dict()
+        assert report["verdict"]["origin"] == "ai-generated"
+        assert report["verdict"]["integrity"] == "intact"
+        assert report["c2pa"]["state"] == "Trusted"
+        assert report["c2pa"]["manifest_id"] == line["manifest_id"]
+        assert report["c2pa"]["digital_source_type"] == IPTC + "trainedAlgorithmicMedia"
+        ours = next(w for w in report["watermarks"] if w["scheme"] == line["watermark"]["scheme"])
+        assert ours["detected"] and ours["payload"] == line["watermark"]["payload"]
+        assert read_manifest(output).assertion(GENERATION_LABEL)["model"] == str(tiny_model)
     assert sorted(_files(out)) == sorted(Path(line["output"]) for line in lines)
 
 
