@@ -141,8 +141,8 @@ def test_recovery_by_fingerprint_alone(protected, trust, tmp_path):
     assert (report.verdict.origin, report.verdict.strength) == ("ai-generated", "strong")
 
 
-def test_unmarked_original_of_a_protected_picture_is_only_moderate(protected, trust, tmp_path):
-    """The fingerprint finds the record, but the record's watermark is absent: not strong evidence."""
+def test_unmarked_original_of_a_protected_picture_is_traced_and_says_so(protected, trust, tmp_path):
+    """The fingerprint finds the record although the record's watermark is absent: the report says so."""
     result, _, record = protected
     original = tmp_path / "original.jpg"
     Image.fromarray(skdata.astronaut()).save(original, quality=90)
@@ -150,8 +150,8 @@ def test_unmarked_original_of_a_protected_picture_is_only_moderate(protected, tr
         store.add(record)
         report = verify_file(original, trust=trust, store=store)
     assert report.recovered.via == "fingerprint" and report.recovered.manifest_id == result.manifest_id
-    assert (report.verdict.origin, report.verdict.strength) == ("ai-generated", "moderate")
-    assert any("unmarked original" in reason for reason in report.verdict.reasons)
+    assert (report.verdict.origin, report.verdict.strength) == ("ai-generated", "strong")
+    assert any("watermark was not detected" in reason for reason in report.verdict.reasons)
 
 
 def test_the_protected_file_itself_is_trusted_and_intact(protected, trust, tmp_path):
@@ -162,8 +162,11 @@ def test_the_protected_file_itself_is_trusted_and_intact(protected, trust, tmp_p
     assert report["c2pa"]["training_mining"]["c2pa.ai_training"] == "notAllowed"
     assert report["c2pa"]["soft_bindings"][0]["value"] == result.payload.hex()
     assert report["recovered"] is None
+    mark = next(w for w in report["watermarks"] if w["scheme"] == result.scheme)
+    assert mark["detected"] and mark["matches_soft_binding"] is True
     verdict = report["verdict"]
     assert (verdict["origin"], verdict["strength"], verdict["integrity"]) == ("ai-generated", "strong", "intact")
+    assert any("belong together" in reason for reason in verdict["reasons"])
     untrusted = verify_file(result.output, trust=TrustConfig()).to_dict()["verdict"]
     assert (untrusted["strength"], untrusted["integrity"]) == ("moderate", "intact")
 

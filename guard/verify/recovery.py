@@ -29,9 +29,8 @@ from guard.verify.watermarks import WatermarkReading
 
 STRONG_FINGERPRINT_DISTANCE = 10
 """Summed phash+colorhash distance (of 128 bits) up to which a fingerprint match counts as strong evidence:
-JPEG re-encoding and resizing move it by 0-12, unrelated pictures by 40 or more. A match is only moderate when
-the record's own watermark was looked for and not found: the image may be the unmarked original of a protected
-picture, or a look-alike."""
+JPEG re-encoding and resizing move it by 0-12, unrelated pictures by 40 or more. When the record's own watermark
+is not detected, the report says so (a heavily processed copy, or the picture before it was marked)."""
 
 
 @dataclass

@@ -186,10 +186,10 @@ def _recovered(recovery: Recovery, watermarks: list[WatermarkReading], verdict: 
         strength = "strong" if recovery.details.get("distance", 999) <= STRONG_FINGERPRINT_DISTANCE else "moderate"
         missing = [w for w in watermarks if w.scheme == recovery.details.get("scheme") and w.detected is False]
         if missing and not missing[0].error:
-            strength = "moderate"
             verdict.reasons.append(
-                f"the fingerprint matches, but the record's {missing[0].scheme} watermark is not in this image: "
-                "it may be the unmarked original of the protected picture, or a look-alike"
+                f"the fingerprint matches, but the record's {missing[0].scheme} watermark was not detected: this is "
+                "a heavily processed copy, or the same picture before it was marked (the signed claim is about "
+                "this picture either way)"
             )
     else:
         strength = "strong" if state == "Trusted" else "moderate"
@@ -204,10 +204,15 @@ def _watermark(reading: WatermarkReading, recovery: Recovery | None, verdict: Ve
         verdict.claims.append(
             Claim("ai-generated", strength, f"watermark {reading.scheme}", f"the {who} watermark is present")
         )
+    elif reading.bound:
+        verdict.reasons.append(
+            f"the {reading.scheme} watermark carries the payload the Content Credentials declare as their soft "
+            "binding: watermark and credentials belong together"
+        )
     elif reading.scheme in OWN_SCHEMES and not reading.resolved:
         verdict.reasons.append(
             f"an image-guard watermark ({reading.scheme}, payload {reading.payload.hex() if reading.payload else '?'}) "
-            "is present but not in this manifest store: another installation protected it"
+            "is present but no manifest store consulted here knows it: another installation protected it"
         )
 
 

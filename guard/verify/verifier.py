@@ -33,7 +33,7 @@ from guard.verify.resolver import SoftBindingResolver
 from guard.verify.synthetic import classify, load_synthetic_detector
 from guard.verify.trust import VerifyTrust
 from guard.verify.verdict import decide
-from guard.verify.watermarks import read_watermarks, schemes_to_try
+from guard.verify.watermarks import bind_to_manifest, read_watermarks, schemes_to_try
 
 
 @dataclass
@@ -76,6 +76,7 @@ class Verifier:
             mime = "image/jpeg"
         c2pa = gather(data, context=self._context, mime=mime, products=self.products)
         watermarks = read_watermarks(image, self.schemes)
+        bind_to_manifest(watermarks, c2pa.reading.soft_bindings if c2pa.state is not None else [])
         recovery: Recovery | None = None
         resolver_info: dict[str, Any] | None = None
         if c2pa.state not in ("Valid", "Trusted"):

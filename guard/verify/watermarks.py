@@ -26,11 +26,13 @@ class WatermarkReading:
     error: str | None = None
     resolved: bool = False
     """The payload named a record in the manifest store."""
+    bound: bool = False
+    """The payload is the one the file's own Content Credentials declare in their soft-binding assertion."""
 
     @property
     def found(self) -> bool:
-        """A mark is present: the decoder says so, or its payload resolved in the store."""
-        return bool(self.detected) or self.resolved
+        """A mark is present: the decoder says so, or its payload resolved in the store or the manifest."""
+        return bool(self.detected) or self.resolved or self.bound
 
     def to_dict(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -44,6 +46,8 @@ class WatermarkReading:
             document["bits_read"] = self.payload.hex() if self.payload is not None else None
         if self.resolved:
             document["resolved_in_store"] = True
+        if self.bound:
+            document["matches_soft_binding"] = True
         if self.error:
             document["error"] = self.error
         document.update({k: v for k, v in self.details.items() if k not in document})
@@ -84,3 +88,13 @@ def read_watermarks(image: Image.Image, schemes: tuple[str, ...] | None = None) 
             )
         )
     return readings
+
+
+def bind_to_manifest(readings: list[WatermarkReading], soft_bindings: list[dict[str, str]]) -> None:
+    """Mark the readings whose payload the manifest's soft binding declares (`com.image-guard.watermark.<scheme>`)."""
+    from guard.provenance.manifest import soft_binding_alg
+
+    declared = {(b.get("alg"), (b.get("value") or "").lower()) for b in soft_bindings}
+    for reading in readings:
+        if reading.payload is not None and reading.detected is not False:
+            reading.bound = (soft_binding_alg(reading.scheme), reading.payload.hex()) in declared
