@@ -203,3 +203,60 @@ def test_trust_anchors_and_products_list_by_url(tmp_path):
     assert report["c2pa"]["state"] == "Trusted"
     assert report["c2pa"]["conforming_product"]["status"] == "yes"
     assert missing.exit_code == 2 and missing.output.startswith("error: ")
+
+
+def test_remote_manifest_is_fetched_only_when_asked(tmp_path):
+    """A manifest that lives at a URL: named and left alone offline; fetched and validated with --fetch-remote."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    import c2pa
+
+    from guard.provenance.credentials import c2pa_context, make_signer
+    from guard.provenance.manifest import build_manifest
+
+    home = tmp_path / "signer"
+    init_identity(home)
+    served = tmp_path / "served"
+    served.mkdir()
+    requests: list[str] = []
+
+    class Recording(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            requests.append(self.path)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Recording, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/manifest.c2pa"
+    source = io.BytesIO()
+    Image.fromarray(skdata.astronaut()).save(source, "JPEG")
+    definition = build_manifest(
+        title="remote.jpg", source_type="trainedAlgorithmicMedia", watermark_scheme="guard", payload=bytes(6)
+    )
+    builder = c2pa.Builder(definition, context=c2pa_context(signing=True))
+    builder.set_no_embed()
+    builder.set_remote_url(url)
+    signed = io.BytesIO()
+    manifest = builder.sign(
+        make_signer(SigningIdentity.load(home)), "image/jpeg", io.BytesIO(source.getvalue()), signed
+    )
+    builder.close()
+    (served / "manifest.c2pa").write_bytes(manifest)
+    asset = tmp_path / "remote.jpg"
+    asset.write_bytes(signed.getvalue())
+    anchor = str(home / "keys" / "ca.pem")
+    try:
+        offline = json.loads(run(str(asset), "--json", "--trust-anchors", anchor).output)
+        assert requests == []
+        fetched = json.loads(run(str(asset), "--json", "--trust-anchors", anchor, "--fetch-remote").output)
+        assert requests and all(path == "/manifest.c2pa" for path in requests)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (offline["c2pa"]["remote_url"], offline["c2pa"]["remote_fetched"]) == (url, False)
+    assert offline["verdict"]["integrity"] == "unverified"
+    assert fetched["c2pa"]["state"] == "Trusted" and fetched["c2pa"]["remote_fetched"] is True
+    assert fetched["trust"]["remote_manifests"] == "fetched"
+    verdict = fetched["verdict"]
+    assert (verdict["origin"], verdict["strength"], verdict["integrity"]) == ("ai-generated", "strong", "intact")
