@@ -72,6 +72,14 @@ class C2paEvidence:
         types = self.reading.digital_source_types
         return types[0].strip() if types else None
 
+    @property
+    def signer(self) -> dict[str, Any] | None:
+        """The active manifest's signer (certificate subject, issuer, validity), or None without a manifest."""
+        active = self.reading.active
+        if active is None:
+            return None
+        return signer(active, _crjson_manifest(self.crjson, self.reading.manifest_id))
+
     def history(self) -> dict[str, list[str]]:
         """Rubric signals of the active manifest and everything it reaches through its ingredients."""
         return history_signals(self.signals, self.manifest_id)
@@ -98,7 +106,7 @@ class C2paEvidence:
                 "title": active.get("title"),
                 "format": active.get("format"),
                 "claim_generator": claim_generator(active),
-                "signer": signer(active, crjson_active),
+                "signer": self.signer,
                 "signing_time": (active.get("signature_info") or {}).get("time"),
                 "timestamp_authority": _tsa(crjson_active),
                 "conforming_product": self.conformance,

@@ -159,7 +159,7 @@ def _integrity(c2pa: C2paEvidence, verdict: Verdict) -> str:
 
 
 def _signer_words(c2pa: C2paEvidence) -> str:
-    signer = c2pa.to_dict().get("signer") or {}
+    signer = c2pa.signer or {}
     who = signer.get("common_name") or "unknown signer"
     org = signer.get("organization")
     return f"signed by {who}" + (f" ({org})" if org and org != who else "")
