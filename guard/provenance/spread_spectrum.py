@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -57,8 +58,18 @@ GRID = TILE // CHIP
 SYNC_CHIPS = 256
 PULSE_SIGMA = 1.6
 """Standard deviation (working-resolution pixels) of the Gaussian pulse each chip is drawn with."""
+DETAIL_SIGMA = 2.0
+"""The decoder's high-pass: each channel minus its Gaussian blur of this standard deviation (pixels)."""
 TARGET_PSNR = 40.0
 """The embedding strength: the mark's mean-square error corresponds to this PSNR (before clipping)."""
+CHROMA_SHARE = 0.4
+"""Share of the mark's energy (mean-square error) put in blue-difference chroma (Cb), the rest in luma:
+photos have 3-8x less fine detail in Cb than in luma, so a chroma chip is far easier to read, while JPEG's
+chroma subsampling makes luma the more robust carrier; the decoder reads both."""
+CB_DIRECTION = np.array([0.0, -0.344136, 1.772], dtype=np.float32)
+"""The RGB change that moves Cb by one and leaves luma and Cr unchanged (ITU-R BT.601)."""
+LUMA_WEIGHT = 0.6
+"""Weight of the (normalised) luma residual against the chroma one when the decoder adds them up."""
 MIN_SIDE = 128
 """Images whose shorter side is below this are refused by `embed` (and read as not marked by `decode`)."""
 FALSE_POSITIVE_RATE = 1e-6
@@ -181,26 +192,18 @@ class TiledSpreadSpectrum:
         height, width = rgb.shape[:2]
         layout = self._layout
         targets = layout.targets(convolutional.encode(_message_bits(payload)))
-        luma = _luma(rgb)
-        mask = _texture_mask(luma)
+        mask = _texture_mask(_luma(rgb))
         work = _work_size(height, width)
-        mark = self._mark(targets, (height, width), work, mask)
-        mark *= 255.0 / 10.0 ** (TARGET_PSNR / 20.0) / float(np.sqrt(np.mean(mark * mark)) + 1e-12)
-        marked = rgb.astype(np.float32) + mark[:, :, None]
+        tile = layout.tile(targets)
+        luma_mark = _tiled(tile, (height, width), work) * mask
+        chroma_mark = _tiled(np.roll(tile, (TILE // 2, TILE // 2), axis=(0, 1)), (height, width), work) * mask
+        target_mse = (255.0 / 10.0 ** (TARGET_PSNR / 20.0)) ** 2
+        luma_mark *= math.sqrt((1.0 - CHROMA_SHARE) * target_mse / (float(np.mean(luma_mark**2)) + 1e-12))
+        chroma_mark *= math.sqrt(
+            CHROMA_SHARE * target_mse / (float(np.mean(chroma_mark**2)) * float(np.mean(CB_DIRECTION**2)) + 1e-12)
+        )
+        marked = rgb.astype(np.float32) + luma_mark[:, :, None] + chroma_mark[:, :, None] * CB_DIRECTION
         return Image.fromarray(np.clip(marked + 0.5, 0, 255).astype(np.uint8))
-
-    def _mark(
-        self, chips: np.ndarray, size: tuple[int, int], work: tuple[int, int], mask: np.ndarray
-    ) -> np.ndarray:
-        """The tiled chip pattern at the image's size, shaped by the texture mask (not yet scaled)."""
-        height, width = size
-        work_h, work_w = work
-        tile = self._layout.tile(chips)
-        pattern = np.tile(tile, (-(-work_h // TILE), -(-work_w // TILE)))[:work_h, :work_w]
-        if (work_h, work_w) != (height, width):
-            interpolation = cv2.INTER_AREA if work_h > height else cv2.INTER_LINEAR
-            pattern = cv2.resize(pattern, (width, height), interpolation=interpolation)
-        return pattern * mask
 
     def decode(self, image: Image.Image) -> WatermarkResult:
         """Whether our mark is in `image`, its payload, and the evidence (see the module docstring)."""
@@ -208,10 +211,10 @@ class TiledSpreadSpectrum:
         height, width = rgb.shape[:2]
         if min(height, width) < MIN_SIDE // 2:
             return self._absent({"reason": f"image too small ({width}x{height})"})
-        residual = _residual(_luma(rgb), _work_size(height, width))
+        luma, chroma = _residuals(rgb, _work_size(height, width))
         best: dict[str, Any] = {}
-        for scale, angle in [(1.0, 0.0), *_geometry_candidates(residual)]:
-            reading = self._read(residual, scale, angle)
+        for scale, angle in _geometries(luma, chroma):
+            reading = self._read(luma, chroma, scale, angle)
             if not best or reading["false_positive_bound"] < best["false_positive_bound"]:
                 best = reading
             if best["false_positive_bound"] <= FALSE_POSITIVE_RATE:
@@ -221,9 +224,10 @@ class TiledSpreadSpectrum:
         best.pop("payload", None)
         return WatermarkResult(self.name, detected, payload, 1.0 - best["false_positive_bound"], best)
 
-    def _read(self, residual: np.ndarray, scale: float, angle: float) -> dict[str, Any]:
+    def _read(self, luma: np.ndarray, chroma: np.ndarray, scale: float, angle: float) -> dict[str, Any]:
         layout = self._layout
-        folded = _fold(residual, scale, angle)
+        chroma_folded = np.roll(_fold(chroma, scale, angle), (-TILE // 2, -TILE // 2), axis=(0, 1))
+        folded = LUMA_WEIGHT * _fold(luma, scale, angle) + (1.0 - LUMA_WEIGHT) * chroma_folded
         filtered = layout.matched(folded)
         correlation = np.real(np.fft.ifft2(np.fft.fft2(filtered) * layout.sync_fft_conj))
         energy = np.real(np.fft.ifft2(np.fft.fft2(filtered * filtered) * layout.mask_fft_conj))
@@ -255,17 +259,41 @@ class TiledSpreadSpectrum:
         return WatermarkResult(self.name, False, None, 0.0, {"threshold": round(THRESHOLD, 3), **details})
 
 
-def _residual(luma: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Luma at the working resolution, high-passed (the band the chips live in) and divided by its local
-    strength: the host picture mostly removed, busy areas (loud host, strong mark) weighted down."""
-    height, width = luma.shape
+def _residuals(rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Luma and blue-difference chroma at the working resolution, each high-passed (the band the chips live in)
+    and divided by its local strength: the host picture mostly removed, busy areas weighted down."""
+    height, width = rgb.shape[:2]
     work_h, work_w = size
+    ycrcb = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YCrCb)
+    channels = [ycrcb[:, :, 0].astype(np.float32), ycrcb[:, :, 2].astype(np.float32)]
     if (work_h, work_w) != (height, width):
         interpolation = cv2.INTER_AREA if work_h < height else cv2.INTER_LINEAR
-        luma = cv2.resize(luma, (work_w, work_h), interpolation=interpolation)
-    residual = luma - cv2.GaussianBlur(luma, (0, 0), 2.0)
-    strength = np.sqrt(cv2.GaussianBlur(residual * residual, (0, 0), 4.0)) + 1.0
-    return np.clip(residual / strength, -3.0, 3.0)
+        channels = [cv2.resize(channel, (work_w, work_h), interpolation=interpolation) for channel in channels]
+    luma, chroma = (_normalised_detail(channel) for channel in channels)
+    return luma, chroma
+
+
+def _normalised_detail(channel: np.ndarray) -> np.ndarray:
+    detail = channel - cv2.GaussianBlur(channel, (0, 0), DETAIL_SIGMA)
+    strength = np.sqrt(np.maximum(cv2.blur(detail * detail, (9, 9)), 0.0)) + 1.0
+    return np.clip(detail / strength, -3.0, 3.0)
+
+
+def _tiled(tile: np.ndarray, size: tuple[int, int], work: tuple[int, int]) -> np.ndarray:
+    """`tile` repeated over the working resolution, then resized to the image's size."""
+    height, width = size
+    work_h, work_w = work
+    pattern = np.tile(tile, (-(-work_h // TILE), -(-work_w // TILE)))[:work_h, :work_w]
+    if (work_h, work_w) != (height, width):
+        interpolation = cv2.INTER_AREA if work_h > height else cv2.INTER_LINEAR
+        pattern = cv2.resize(pattern, (width, height), interpolation=interpolation)
+    return pattern
+
+
+def _geometries(luma: np.ndarray, chroma: np.ndarray) -> Iterator[tuple[float, float]]:
+    """The untouched geometry first, then (only if still needed) the autocorrelation's candidates."""
+    yield 1.0, 0.0
+    yield from _geometry_candidates(luma + chroma)
 
 
 def _geometry_candidates(residual: np.ndarray) -> list[tuple[float, float]]:
@@ -327,6 +355,10 @@ def _refine(score: np.ndarray, row: int, col: int) -> tuple[float, float]:
 def _fold(residual: np.ndarray, scale: float, angle: float) -> np.ndarray:
     """The residual warped so the tile is 128x128 and upright, then all tiles summed into one."""
     height, width = residual.shape
+    if scale == 1.0 and angle == 0.0:
+        padded = np.zeros((-(-height // TILE) * TILE, -(-width // TILE) * TILE), np.float32)
+        padded[:height, :width] = residual
+        return padded.reshape(padded.shape[0] // TILE, TILE, padded.shape[1] // TILE, TILE).sum(axis=(0, 2))
     cos, sin = math.cos(math.radians(angle)) * scale, math.sin(math.radians(angle)) * scale
     out_h = math.ceil(height / scale / TILE) * TILE
     out_w = math.ceil(width / scale / TILE) * TILE
