@@ -9,8 +9,13 @@ same run, alternating rounds:
   `load_image` (the next batch while the current one is scored), batched inference in one reused
   session, vectorised postprocessing, the policy decision for each image.
 
-Every file's detections are compared (same classes, boxes equal, scores within 1e-3). The table gives the
-median images/s over the rounds and the ratio to NudeNet. Run: `python bench/scan.py [--n 150] [--rounds 3]`.
+and the same two on images already decoded, to separate NSFW scoring from JPEG decoding:
+
+* nudenet: `NudeDetector().detect(bgr_array)` for each image;
+* guard: `NudeNetDetector.analyze(batch)`.
+
+Every image's detections are compared (same classes, boxes equal, scores within 1e-3). The table gives the
+median images/s over the rounds and the ratio to NudeNet. Run: `python bench/scan.py [--n 120] [--rounds 3]`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +82,20 @@ def run_nudenet(detector, paths: list[Path]) -> tuple[float, list[list[dict]]]:
     return time.perf_counter() - start, results
 
 
+def run_nudenet_decoded(detector, arrays: list[np.ndarray]) -> tuple[float, list[list[dict]]]:
+    start = time.perf_counter()
+    results = [detector.detect(array) for array in arrays]
+    return time.perf_counter() - start, results
+
+
+def run_detector_decoded(detector, images: list[Image.Image], batch_size: int) -> tuple[float, list[list[dict]]]:
+    start = time.perf_counter()
+    results = []
+    for first in range(0, len(images), batch_size):
+        results += [d.details["detections"] for d in detector.analyze(images[first : first + batch_size])]
+    return time.perf_counter() - start, results
+
+
 def run_guard(policy, detectors, paths: list[Path], batch_size: int) -> tuple[float, list[list[dict]]]:
     from guard.scan import scan_paths
 
@@ -103,7 +123,7 @@ def compare(theirs: list[list[dict]], ours: list[list[dict]], tolerance: float =
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=150, help="images per size")
+    parser.add_argument("--n", type=int, default=120, help="images per size")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds (the median is reported)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -113,6 +133,7 @@ def main() -> None:
     from nudenet import NudeDetector
 
     from detectors.nudenet import NudeNetDetector
+    from guard.images import load_image
     from policies import load_policy
 
     policy = load_policy("default")
@@ -120,35 +141,44 @@ def main() -> None:
     ours = {"nudenet": NudeNetDetector(threads=args.threads, batch_size=args.batch_size)}
     ours["nudenet"].load()
     print(f"{os.cpu_count()} CPU cores; {args.n} images per size; median of {args.rounds} alternating rounds")
-    header = f"{'size':>9} {'method':<44} {'images/s':>9} {'ms/image':>9} {'vs nudenet':>11}"
+    header = f"{'size':>9} {'method':<46} {'images/s':>9} {'ms/image':>9} {'vs nudenet':>11}"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             paths = make_images(Path(tmp), size, args.n, seed=size)
             run_nudenet(reference, paths[:4])  # warm both sessions
             run_guard(policy, ours, paths[:4], args.batch_size)
-            times: dict[str, list[float]] = {"nudenet": [], "guard": []}
+            images = [load_image(path) for path in paths]
+            arrays = [np.ascontiguousarray(np.asarray(image)[:, :, ::-1]) for image in images]  # NudeNet wants BGR
+            runs = {
+                "nudenet": partial(run_nudenet, reference, paths),
+                "guard": partial(run_guard, policy, ours, paths, args.batch_size),
+                "nudenet_decoded": partial(run_nudenet_decoded, reference, arrays),
+                "detector_decoded": partial(run_detector_decoded, ours["nudenet"], images, args.batch_size),
+            }
+            times: dict[str, list[float]] = {name: [] for name in runs}
+            outputs: dict[str, list[list[dict]]] = {}
             for _ in range(args.rounds):
-                seconds, theirs = run_nudenet(reference, paths)
-                times["nudenet"].append(seconds)
-                seconds, mine = run_guard(policy, ours, paths, args.batch_size)
-                times["guard"].append(seconds)
-            mismatched, worst = compare(theirs, mine)
-            flagged = sum(bool(d) for d in mine)
-            base = statistics.median(times["nudenet"]) / len(paths)
-            for method, label in (
-                ("nudenet", "NudeNet NudeDetector().detect(path) loop"),
-                ("guard", f"guard scan_paths (batch {args.batch_size})"),
+                for name, run in runs.items():
+                    seconds, outputs[name] = run()
+                    times[name].append(seconds)
+            for base_name, method, label in (
+                ("nudenet", "nudenet", "files: NudeNet NudeDetector().detect(path) loop"),
+                ("nudenet", "guard", f"files: guard scan_paths (batch {args.batch_size})"),
+                ("nudenet_decoded", "nudenet_decoded", "decoded: NudeNet detect(ndarray) loop"),
+                ("nudenet_decoded", "detector_decoded", f"decoded: guard NudeNetDetector.analyze ({args.batch_size})"),
             ):
+                base = statistics.median(times[base_name]) / len(paths)
                 per_image = statistics.median(times[method]) / len(paths)
                 rows.append(
-                    f"{size:>9} {label:<44} {1 / per_image:>9.1f} {per_image * 1e3:>9.1f} {base / per_image:>10.2f}x"
+                    f"{size:>9} {label:<46} {1 / per_image:>9.1f} {per_image * 1e3:>9.1f} {base / per_image:>10.2f}x"
                 )
-            rows.append(
-                f"{'':>9} outputs: {len(paths) - mismatched}/{len(paths)} images identical "
-                f"(boxes equal, scores within 1e-3; largest score difference {worst:.1e}); "
-                f"{flagged} images with any detection"
-            )
+            for theirs, mine in (("nudenet", "guard"), ("nudenet_decoded", "detector_decoded")):
+                mismatched, worst = compare(outputs[theirs], outputs[mine])
+                rows.append(
+                    f"{'':>9} {mine}: {len(paths) - mismatched}/{len(paths)} images with identical detections "
+                    f"(largest score difference {worst:.1e}); {sum(bool(d) for d in outputs[mine])} with any"
+                )
     print(header)
     print("-" * len(header))
     for row in rows:
