@@ -151,11 +151,18 @@ def generate(pipe: Any, options: GenerationOptions, *, on_step: StepCallback | N
             kwargs["height"] = options.height
     if on_step is not None and "callback_on_step_end" in parameters:
         kwargs["callback_on_step_end"] = _step_reporter(on_step, settings["steps"])
-    images = list(pipe(**kwargs).images)
+    ignored = sorted(name for name in kwargs if name not in parameters and not _takes_any_keyword(parameters))
+    if ignored:
+        settings["ignored"] = ignored  # e.g. Flux takes no negative prompt: say so instead of failing
+    images = list(pipe(**{name: value for name, value in kwargs.items() if name not in ignored}).images)
     if len(images) != options.num_images:
         raise RuntimeError(f"{type(pipe).__name__} returned {len(images)} images for {options.num_images}")
     settings["width"], settings["height"] = images[0].size
     return Generated(images=images, seeds=seeds, settings=settings)
+
+
+def _takes_any_keyword(parameters: dict[str, inspect.Parameter]) -> bool:
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _default(parameters: dict[str, inspect.Parameter], name: str) -> Any:

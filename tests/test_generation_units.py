@@ -128,3 +128,25 @@ def test_blur_leaves_nothing_finer_than_the_grid():
     side = BLUR_GRID // 4
     thumbnails = [np.asarray(i.resize((side, side), Image.Resampling.BOX)).astype(int) for i in (image, blurred)]
     assert np.abs(thumbnails[0] - thumbnails[1]).mean() < 12
+
+
+class _PipelineWithoutNegativePrompt:
+    """A pipeline whose call takes no negative prompt (as some families): records what it was given."""
+
+    def __call__(self, prompt, num_images_per_prompt=1, generator=None, output_type="pil", num_inference_steps=28):
+        from types import SimpleNamespace
+
+        self.generators = generator
+        return SimpleNamespace(images=[Image.new("RGB", (64, 48))] * num_images_per_prompt)
+
+
+def test_options_a_pipeline_does_not_take_are_reported_not_passed():
+    from generation.pipeline import generate
+
+    pipe = _PipelineWithoutNegativePrompt()
+    generated = generate(pipe, GenerationOptions("a red bicycle", negative_prompt="blurry", seed=5, num_images=2))
+    assert generated.settings["ignored"] == ["negative_prompt"]
+    assert generated.settings["steps"] == 28, "the pipeline's own default is recorded"
+    assert (generated.settings["width"], generated.settings["height"]) == (64, 48)
+    assert generated.seeds == [5, 6]
+    assert [g.initial_seed() for g in pipe.generators] == [5, 6]
