@@ -131,8 +131,7 @@ def gather(
 ) -> C2paEvidence:
     """Validate the file's own manifest (or `manifest_store` against the file, whose type `mime` names) and
     collect the evidence."""
-    reading = read_manifest(data, context=context, mime=mime, manifest_store=manifest_store)
-    crjson = _crjson(data, context, mime, manifest_store) if reading.store is not None else None
+    reading, crjson = _read(data, context, mime, manifest_store)
     evidence = C2paEvidence(reading=reading, crjson=crjson, signals=manifest_signals(crjson))
     if reading.active is not None:
         crjson_active = _crjson_manifest(crjson, reading.manifest_id)
@@ -147,17 +146,23 @@ def gather(
     return evidence
 
 
-def _crjson(
+def _read(
     data: bytes, context: c2pa.Context, mime: str | None, manifest_store: bytes | None
-) -> dict[str, Any] | None:
+) -> tuple[ManifestReading, dict[str, Any] | None]:
+    """One c2pa Reader for both views (Reader JSON and crJSON), so a file is validated — and a remote manifest
+    fetched — once. Whatever c2pa refuses goes to `read_manifest`, which owns turning refusals into reasons."""
     try:
         reader = c2pa.Reader.try_create(mime, io.BytesIO(data), manifest_store, context)
     except c2pa.C2paError:
-        return None
+        return read_manifest(data, context=context, mime=mime, manifest_store=manifest_store), None
     if reader is None:
-        return None
+        return ManifestReading(present=False), None
     with reader:
-        return json.loads(reader.crjson())
+        store = json.loads(reader.json())
+        crjson = json.loads(reader.crjson())
+        remote = reader.get_remote_url()
+    reading = ManifestReading(present=True, state=store.get("validation_state"), store=store, remote_url=remote)
+    return reading, crjson
 
 
 def _crjson_manifest(crjson: dict[str, Any] | None, label: str | None) -> dict[str, Any] | None:
