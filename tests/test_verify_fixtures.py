@@ -116,6 +116,14 @@ def test_capture_claim_and_no_authenticity_from_absence(verifier):
     captured = verifier.verify_file(C2PA_FIXTURES / "C_with_CAWG_data.jpg").to_dict()
     assert captured["signals"]["inception"] == ["capturedMedia"]
     assert (captured["verdict"]["origin"], captured["verdict"]["strength"]) == ("captured (claimed)", "moderate")
+    (identity,) = captured["c2pa"]["identities"]
+    assert (identity["common_name"], identity["sig_type"], identity["trusted"]) == (
+        "C2PA Signer",
+        "cawg.x509.cose",
+        False,
+    )
+    assert "cawg.training-mining" in identity["referenced_assertions"]
+    assert captured["c2pa"]["training_mining"]["cawg.ai_generative_training"] == "notAllowed"
     algorithmic = verifier.verify_file(C2PA_FIXTURES / "C.jpg").to_dict()
     assert (algorithmic["verdict"]["origin"], algorithmic["verdict"]["strength"]) == ("unknown", "none")
     for report in (captured, algorithmic):

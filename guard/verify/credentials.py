@@ -113,6 +113,7 @@ class C2paEvidence:
                 "actions": actions(active),
                 "ingredients": ingredient_tree(reading.store or {}, reading.manifest_id),
                 "training_mining": training_mining(active),
+                "identities": identities(active, self.failure_codes),
                 "soft_bindings": reading.soft_bindings,
                 "generation": reading.assertion("com.image-guard.generation"),
                 "assertions": [a.get("label") for a in active.get("assertions", [])],
@@ -251,6 +252,30 @@ def _agent(agent: Any) -> str | None:
     if isinstance(agent, dict):
         return " ".join(str(agent[k]) for k in ("name", "version") if agent.get(k)) or None
     return str(agent) if agent else None
+
+
+def identities(manifest: dict[str, Any], failure_codes: list[str]) -> list[dict[str, Any]]:
+    """CAWG identity assertions: who (beyond the claim signer) vouches for which assertions."""
+    untrusted = any(code.startswith("cawg.") and code.endswith(".untrusted") for code in failure_codes)
+    found = []
+    for assertion in manifest.get("assertions", []):
+        if str(assertion.get("label", "")).split("__")[0] != "cawg.identity":
+            continue
+        data = assertion.get("data") or {}
+        payload = data.get("signer_payload") or {}
+        info = data.get("signature_info") or {}
+        found.append(
+            {
+                "sig_type": payload.get("sig_type"),
+                "common_name": info.get("common_name"),
+                "organization": info.get("issuer"),
+                "referenced_assertions": [
+                    str(ref.get("url", "")).rsplit("/", 1)[-1] for ref in payload.get("referenced_assertions") or []
+                ],
+                "trusted": not untrusted,
+            }
+        )
+    return found
 
 
 def training_mining(manifest: dict[str, Any]) -> dict[str, str] | None:

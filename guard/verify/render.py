@@ -72,6 +72,15 @@ def evidence_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append(("digital source type", f"{c2pa['digital_source_type_label']} ({c2pa['digital_source_type']})"))
         product = c2pa.get("conforming_product") or {}
         rows.append(("conforming product", f"{product.get('status')}: {product.get('reason')}"))
+        for identity in c2pa.get("identities") or []:
+            trusted = "trusted" if identity["trusted"] else "not trusted"
+            rows.append(
+                (
+                    "identity (CAWG)",
+                    f"{identity['common_name']} ({identity['organization']}), {identity['sig_type']}, {trusted}; "
+                    f"vouches for {', '.join(identity['referenced_assertions'])}",
+                )
+            )
         if c2pa.get("training_mining"):
             uses = ", ".join(f"{k.removeprefix('c2pa.')}: {v}" for k, v in c2pa["training_mining"].items())
             rows.append(("AI training / mining", uses))
