@@ -112,8 +112,9 @@ def decode_image(
     names = tuple(schemes) if schemes else watermark.KNOWN_SCHEMES
     codecs = [watermark.get_scheme(name) for name in names]
     if expect is not None and not any(hasattr(codec, "decode_expecting") for codec in codecs):
-        raise GuardError("--expect applies to schemes with an arbitrary payload and no detection of their own: "
-                         "add --scheme rivaGan.")
+        raise GuardError(
+            "--expect applies to schemes with an arbitrary payload and no detection of their own: add --scheme rivaGan."
+        )
     rgb = image.convert("RGB")
     return [
         codec.decode_expecting(rgb, expect)

@@ -139,19 +139,3 @@ def test_embed_missing_input(tmp_path):
 def test_expect_needs_a_scheme_that_takes_it(photo):
     result = run("decode", str(photo), "--expect", "01020304")
     assert result.exit_code == 2 and "--scheme rivaGan" in result.stderr
-
-
-def test_rivagan_needs_the_payload_to_decide(tmp_path):
-    source = tmp_path / "in.png"
-    ImageOps.fit(Image.fromarray(skimage.data.coffee()), (256, 256)).save(source)
-    marked = tmp_path / "riva.png"
-    embedded = run("embed", str(source), "-o", str(marked), "--scheme", "rivaGan", "--payload", "c0ffee42", "--json")
-    assert embedded.exit_code == 0, embedded.output
-    plain = run("decode", str(marked), "--scheme", "rivaGan")
-    assert plain.exit_code == 0
-    assert "rivaGan read c0ffee42, which says nothing without --expect" in plain.stdout
-    expecting = run("decode", str(marked), "--scheme", "rivaGan", "--expect", "c0ffee42", "--json")
-    assert expecting.exit_code == 1
-    (record,) = lines(expecting)
-    assert record["detected"] is True and record["payload"] == "c0ffee42"
-    assert record["watermarks"][0]["false_positive_bound"] <= 1e-6

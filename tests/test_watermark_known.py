@@ -209,9 +209,7 @@ def clean_images() -> dict[str, Image.Image]:
     ramp = np.broadcast_to(x, (512, 512))
     images["gradient:horizontal"] = Image.fromarray(np.stack([ramp, ramp[::-1], ramp * 0.5], -1).astype(np.uint8))
     images["gradient:vertical"] = Image.fromarray(np.stack([ramp.T, ramp.T * 0.3, 255 - ramp.T], -1).astype(np.uint8))
-    images["gradient:diagonal"] = Image.fromarray(
-        np.stack([(ramp + ramp.T) / 2, ramp, ramp.T], -1).astype(np.uint8)
-    )
+    images["gradient:diagonal"] = Image.fromarray(np.stack([(ramp + ramp.T) / 2, ramp, ramp.T], -1).astype(np.uint8))
     images["noise:uniform"] = Image.fromarray(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8))
     images["noise:gaussian"] = Image.fromarray(np.clip(rng.normal(128, 40, (600, 700, 3)), 0, 255).astype(np.uint8))
     text = Image.new("RGB", (640, 480), (250, 248, 240))
@@ -241,22 +239,52 @@ def test_small_images_hold_no_mark_and_cannot_be_marked():
 # --- rivaGan -------------------------------------------------------------------------------------------------
 
 
-def test_rivagan_reads_invisible_watermarks_bits_and_tests_an_expected_payload():
+RIVA_PAYLOAD = bytes.fromhex("a5c3017e")
+
+
+@pytest.fixture(scope="module")
+def riva_marked(tmp_path_factory):
+    """One 256x256 photo and its rivaGan-marked copy (the encoder takes seconds: made once)."""
     image = square(PHOTOS["chelsea"], 256)
-    payload = bytes.fromhex("a5c3017e")
+    marked = get_scheme("rivaGan").embed(image, RIVA_PAYLOAD)
+    folder = tmp_path_factory.mktemp("riva")
+    marked.save(folder / "riva.png")
+    return image, marked, folder / "riva.png"
+
+
+def test_rivagan_reads_invisible_watermarks_bits_and_tests_an_expected_payload(riva_marked):
+    image, marked, _ = riva_marked
     riva = get_scheme("rivaGan")
-    marked = riva.embed(image, payload)
     WatermarkDecoder.loadModel()
     expected = np.packbits(WatermarkDecoder("bits", 32).decode(bgr(marked), "rivaGan")).tobytes()
 
     plain = riva.decode(marked)
     assert not plain.detected and plain.details["decidable"] is False
-    assert plain.details["bits_read"] == expected.hex()
+    assert plain.details["bits_read"] == expected.hex() == RIVA_PAYLOAD.hex()
 
-    found = riva.decode_expecting(marked, payload)
-    assert found.detected and found.payload == payload
+    found = riva.decode_expecting(marked, RIVA_PAYLOAD)
+    assert found.detected and found.payload == RIVA_PAYLOAD
     assert found.details["threshold_bits"] == 30 and found.details["false_positive_bound"] <= 1e-6
-    assert not riva.decode_expecting(marked, bytes.fromhex("5a3cfe81")).detected
-    assert not riva.decode_expecting(image, payload).detected
+    assert not riva.decode_expecting(image, RIVA_PAYLOAD).detected
     with pytest.raises(GuardError, match="4 bytes"):
         riva.decode_expecting(marked, b"\x01")
+
+
+def test_rivagan_through_the_cli_needs_the_payload_to_decide(riva_marked):
+    import json
+
+    from click.testing import CliRunner
+
+    from guard.cli import cli
+
+    path = str(riva_marked[2])
+    plain = CliRunner().invoke(cli, ["watermark", "decode", path, "--scheme", "rivaGan"])
+    assert plain.exit_code == 0
+    assert f"rivaGan read {RIVA_PAYLOAD.hex()}, which says nothing without --expect" in plain.stdout
+    expecting = CliRunner().invoke(
+        cli, ["watermark", "decode", path, "--scheme", "rivaGan", "--expect", RIVA_PAYLOAD.hex(), "--json"]
+    )
+    assert expecting.exit_code == 1
+    record = json.loads(expecting.stdout)
+    assert record["detected"] is True and record["payload"] == RIVA_PAYLOAD.hex()
+    assert record["watermarks"][0]["false_positive_bound"] <= 1e-6

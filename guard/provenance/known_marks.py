@@ -185,8 +185,7 @@ class DwtDctMessage:
         """Mark `image` with invisible-watermark exactly as the generator does (for tests and `guard watermark`)."""
         if payload is not None and payload != self.message:
             raise GuardError(
-                f"The {self.name} watermark always carries {self.message.hex()} ({self.label}); "
-                "leave the payload out."
+                f"The {self.name} watermark always carries {self.message.hex()} ({self.label}); leave the payload out."
             )
         if image.width * image.height < MIN_PIXELS:
             raise GuardError(
