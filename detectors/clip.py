@@ -42,8 +42,9 @@ def similarity_to_score(similarity: float, center: float = DEFAULT_CENTER, scale
 class ClipConceptDetector(LazyDetector):
     """Scores for each concept of the policy (label -> text descriptions) from CLIP image-text similarity.
 
-    `model` and `pretrained` name the CLIP model (default `GUARD_CLIP_MODEL` / `GUARD_CLIP_PRETRAINED`,
-    else ViT-L-14 / openai); see `detectors.openclip` for what they may be. Weights are never downloaded.
+    `model` and `pretrained` name the CLIP model (default ViT-L-14 / openai; `GUARD_CLIP_MODEL` and
+    `GUARD_CLIP_PRETRAINED` override them, since where weights live is the machine's business, not the
+    policy's); see `detectors.openclip` for what they may be. Weights are never downloaded.
     """
 
     name = "clip_concepts"
@@ -64,8 +65,8 @@ class ClipConceptDetector(LazyDetector):
         self.concepts = {label: [texts] if isinstance(texts, str) else list(texts) for label, texts in concepts.items()}
         if not self.concepts or not all(self.concepts.values()):
             raise ConfigError("clip_concepts needs 'concepts': a label -> list of text descriptions, none empty.")
-        self.model_name = model or os.environ.get(ENV_MODEL) or DEFAULT_MODEL
-        self.pretrained = pretrained or os.environ.get(ENV_PRETRAINED) or DEFAULT_PRETRAINED
+        self.model_name = os.environ.get(ENV_MODEL) or model or DEFAULT_MODEL
+        self.pretrained = os.environ.get(ENV_PRETRAINED) or pretrained or DEFAULT_PRETRAINED
         self.center = float(center)
         self.scale = float(scale)
         self.batch_size = max(1, int(batch_size))

@@ -162,17 +162,18 @@ def label_scores(detections: list[dict[str, Any]], labels: Mapping[str, Sequence
 def _env_threads() -> int:
     from guard.config import env_int
 
-    return env_int(ENV_THREADS, 0) or os.cpu_count() or 1
+    return env_int(ENV_THREADS, 0)
 
 
 class NudeNetDetector(LazyDetector):
     """Nudity scores (`explicit_nudity`, `suggestive`, `face`) from NudeNet's ONNX detector.
 
-    `threads`: how many batches run at once (default `GUARD_NUDENET_THREADS`, else the number of CPU cores);
-    each runs single-threaded inside onnxruntime, which for a model this small is faster than splitting
-    every operator across threads. `batch_size`: most images per inference call. `model_path`: another
-    NudeNet-format ONNX file (default `GUARD_NUDENET_MODEL`, else the one in the nudenet wheel).
-    `labels`: label -> NudeNet classes (default `LABEL_CLASSES`).
+    `threads`: how many batches run at once (default: the number of CPU cores); each runs single-threaded
+    inside onnxruntime, which for a model this small is faster than splitting every operator across
+    threads. `batch_size`: most images per inference call. `model_path`: another NudeNet-format ONNX file
+    (default: the one in the nudenet wheel). `labels`: label -> NudeNet classes (default `LABEL_CLASSES`).
+    `GUARD_NUDENET_THREADS` and `GUARD_NUDENET_MODEL` override `threads` and `model_path` (they describe the
+    machine, not the policy).
     """
 
     name = "nudenet"
@@ -186,9 +187,9 @@ class NudeNetDetector(LazyDetector):
         labels: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__()
-        self.threads = max(1, int(threads)) if threads else _env_threads()
+        self.threads = max(1, _env_threads() or int(threads or 0) or os.cpu_count() or 1)
         self.batch_size = max(1, int(batch_size))
-        self.model_path = model_path or os.environ.get(ENV_MODEL) or None
+        self.model_path = os.environ.get(ENV_MODEL) or model_path or None
         self.label_classes = {k: tuple(v) for k, v in (labels or LABEL_CLASSES).items()}
         unknown = sorted({c for classes in self.label_classes.values() for c in classes} - set(CLASSES))
         if unknown:

@@ -89,8 +89,9 @@ def load_probe(path: Path, dim: int) -> tuple[Any, Any]:
 class SyntheticImageDetector(LazyDetector):
     """The probability that an image is AI-generated (label `synthetic`), UnivFD-style.
 
-    `weights`: the probe file (default `GUARD_SYNTHETIC_WEIGHTS`); `model`/`pretrained`: the frozen CLIP
-    (default ViT-L-14 / openai, as in the paper), loaded from local files only.
+    `weights`: the probe file; `model`/`pretrained`: the frozen CLIP (default ViT-L-14 / openai, as in the
+    paper), loaded from local files only. `GUARD_SYNTHETIC_WEIGHTS`, `GUARD_SYNTHETIC_CLIP_MODEL` and
+    `GUARD_SYNTHETIC_CLIP_PRETRAINED` override them (file locations belong to the machine).
     """
 
     name = "synthetic"
@@ -104,9 +105,9 @@ class SyntheticImageDetector(LazyDetector):
         batch_size: int = 16,
     ) -> None:
         super().__init__()
-        self.weights = weights or os.environ.get(ENV_WEIGHTS) or None
-        self.model_name = model or os.environ.get(ENV_MODEL) or "ViT-L-14"
-        self.pretrained = pretrained or os.environ.get(ENV_PRETRAINED) or "openai"
+        self.weights = os.environ.get(ENV_WEIGHTS) or weights or None
+        self.model_name = os.environ.get(ENV_MODEL) or model or "ViT-L-14"
+        self.pretrained = os.environ.get(ENV_PRETRAINED) or pretrained or "openai"
         self.batch_size = max(1, int(batch_size))
         self._clip: LoadedClip | None = None
         self._weight: Any = None

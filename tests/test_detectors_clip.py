@@ -116,6 +116,18 @@ def test_weights_not_in_the_local_cache_are_unavailable_and_named(tmp_path, monk
         detector.score([Image.new("RGB", (8, 8))])
 
 
+def test_environment_points_policies_at_local_weights(monkeypatch, tiny_dir, tmp_path):
+    monkeypatch.setenv("GUARD_CLIP_MODEL", f"local-dir:{tiny_dir}")
+    detector = ClipConceptDetector(concepts=CONCEPTS, model="ViT-L-14", pretrained="openai")
+    assert detector.available(), detector.unavailable_reason
+    _probe(tmp_path / "fc_weights.pth")
+    monkeypatch.setenv("GUARD_SYNTHETIC_WEIGHTS", str(tmp_path / "fc_weights.pth"))
+    monkeypatch.setenv("GUARD_SYNTHETIC_CLIP_MODEL", f"local-dir:{tiny_dir}")
+    synthetic = SyntheticImageDetector(weights=None)
+    assert synthetic.available(), synthetic.unavailable_reason
+    assert 0.0 < synthetic.score([Image.new("RGB", (40, 40), "white")])[0]["synthetic"] < 1.0
+
+
 @pytest.mark.parametrize(
     ("model", "pretrained", "expected"),
     [

@@ -209,6 +209,8 @@ def test_missing_model_file_is_unavailable(tmp_path, monkeypatch):
 def test_thread_count_from_env_and_argument(monkeypatch):
     monkeypatch.setenv("GUARD_NUDENET_THREADS", "3")
     assert NudeNetDetector().threads == 3
+    assert NudeNetDetector(threads=2).threads == 3  # the machine's setting wins over the policy's
+    monkeypatch.delenv("GUARD_NUDENET_THREADS")
     assert NudeNetDetector(threads=2).threads == 2
     one = NudeNetDetector(threads=1)
     assert one.available() and one._pool is None
