@@ -284,3 +284,17 @@ def test_clean_photo_has_no_origin_and_no_false_watermark(protected, tmp_path, h
     verdict = report["verdict"]
     assert (verdict["origin"], verdict["strength"], verdict["integrity"]) == ("unknown", "none", "no credentials")
     assert any("not evidence that it is authentic" in reason for reason in verdict["reasons"])
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif", ".avif", ".heic"])
+def test_protected_files_in_every_output_format_verify_as_trusted(home, trust, tmp_path, suffix):
+    with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        result = protect_image(Image.fromarray(skdata.astronaut()), tmp_path / f"out{suffix}", protector=protector)
+        report = verify_file(result.output, trust=trust, store=store)
+    assert (report.c2pa.state, report.c2pa.failure_codes) == ("Trusted", [])
+    assert (report.verdict.origin, report.verdict.strength, report.verdict.integrity) == (
+        "ai-generated",
+        "strong",
+        "intact",
+    )
