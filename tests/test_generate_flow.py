@@ -32,6 +32,18 @@ from guard.verify import verify_file
 STEPS = 2
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny model runs fastest on one thread; on a busy shared machine, two threads waiting for each
+    other make each generation 20 times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "pipeline")
