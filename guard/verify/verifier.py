@@ -48,12 +48,15 @@ class Verifier:
     """Run the synthetic-image classifier: None runs it when its weights are configured, False never."""
     schemes: tuple[str, ...] | None = None
     """Watermark schemes to try (None: the known ones, plus ours when a store or resolver can resolve it)."""
+    detector: Any = None
+    """The synthetic-image detector (the detectors protocol); None: the registry's `synthetic` detector."""
 
     def __post_init__(self) -> None:
         if self.schemes is None:
             self.schemes = schemes_to_try(with_default=self.store is not None or self.resolver is not None)
         self._context = self.trust.context()
-        self._detector = load_synthetic_detector() if self.classifier is not False else None
+        if self.detector is None and self.classifier is not False:
+            self.detector = load_synthetic_detector()
 
     def verify_file(self, path: str | Path) -> VerifyReport:
         path = Path(path)
@@ -90,7 +93,7 @@ class Verifier:
                 )
                 resolver_info = {"url": self.resolver.base_url, "error": error, "found": recovery is not None}
         synthetic = (
-            classify(image, self._detector)
+            classify(image, self.detector)
             if self.classifier is not False
             else {"status": "not run", "reason": "not run (switched off)"}
         )
