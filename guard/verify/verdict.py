@@ -96,6 +96,7 @@ def decide(
     hints: list[dict[str, Any]],
     synthetic: dict[str, Any],
 ) -> Verdict:
+    """The verdict from every piece of evidence (the rules are the module docstring's and the README's)."""
     verdict = Verdict()
     verdict.integrity = _integrity(c2pa, verdict)
     if c2pa.state is not None:
@@ -111,7 +112,7 @@ def decide(
     if recovery is not None:
         _recovered(recovery, watermarks, verdict)
     for reading in watermarks:
-        _watermark(reading, recovery, verdict)
+        _watermark(reading, verdict)
     for hint in hints:
         verdict.claims.append(
             Claim(
@@ -196,7 +197,7 @@ def _recovered(recovery: Recovery, watermarks: list[WatermarkReading], verdict: 
     verdict.claims.append(Claim(origin, strength, f"recovered ({recovery.via})", f"recovered manifest: {why}"))
 
 
-def _watermark(reading: WatermarkReading, recovery: Recovery | None, verdict: Verdict) -> None:
+def _watermark(reading: WatermarkReading, verdict: Verdict) -> None:
     if not reading.found:
         return
     if reading.scheme in GENERATOR_MARKS:
