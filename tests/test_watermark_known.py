@@ -227,6 +227,16 @@ def test_no_known_scheme_fires_on_clean_images():
             assert result.payload is None
 
 
+@pytest.mark.parametrize("size", [(70000, 1), (3, 30000), (20000, 7), (7, 20000), (8, 9000), (9000, 9)])
+def test_thin_images_read_without_failing(size):
+    image = Image.new("RGB", size, (100, 150, 200))
+    for name in ("sd-v1", "sd-v2", "sdxl"):
+        result = get_scheme(name).decode(image)
+        assert not result.detected
+        # under 8 pixels across, no 4x4 block of the half-size cA fits; 8 or more hold one column of blocks
+        assert ("too narrow" in result.details.get("note", "")) == (min(size) < 8)
+
+
 def test_small_images_hold_no_mark_and_cannot_be_marked():
     small = square(PHOTOS["coffee"], 200)
     for name in ("sd-v1", "sd-v2", "sdxl", "rivaGan"):

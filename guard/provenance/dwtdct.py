@@ -77,6 +77,8 @@ def decode_votes(pixels: np.ndarray, length: int, *, order: str = "BGR") -> DwtD
     if order not in ("BGR", "RGB") or (order == "RGB" and pixels.dtype != np.uint8):
         raise ValueError("pixels must be BGR, or RGB uint8")
     rows, cols = pixels.shape[:2]
+    if rows < 2 * BLOCK or cols < 2 * BLOCK:  # no 4x4 block of cA fits: no bit gets a vote
+        return DwtDctVotes(ones=np.zeros(length), blocks=np.zeros(length, dtype=np.int64))
     # Colour conversion is per pixel, so cropping first gives the same U values as converting the whole image.
     cropped = pixels[: rows // BLOCK * BLOCK, : cols // BLOCK * BLOCK]
     u = cv2.cvtColor(cropped, cv2.COLOR_BGR2YUV if order == "BGR" else cv2.COLOR_RGB2YUV)[:, :, 1]
