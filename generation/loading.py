@@ -93,6 +93,8 @@ def load_pipeline(
         raise ModelLoadError(f"Cannot load {name}: {_first_line(exc)}") from None
     except OSError as exc:
         raise _missing(name, local, offline, exc) from None
+    except Exception as exc:  # a damaged folder or cache entry fails in many ways; each is the user's to fix
+        raise ModelLoadError(f"Cannot load {name} ({type(exc).__name__}): {_first_line(exc)}") from None
     place(pipe, choice, low_memory=low_memory)
     return pipe
 

@@ -122,9 +122,11 @@ def guarded_generate(
     if prompt_decision.decision == "block":
         return [_refused(index, request_id, prompt_decision, timings) for index in range(options.num_images)]
 
-    # 2. Generate, steering away from what the policy blocks. The signer is opened first so that a missing
-    #    key fails before any model time is spent.
+    # 2. Generate, steering away from what the policy blocks. The signer and the output folders are checked
+    #    first, so that a missing key or an unwritable folder fails before any model time is spent.
     signer = protector()
+    for folder in (output_dir, review_dir):
+        _make_folder(folder)
     task = "image-to-image" if options.init_image is not None else "text-to-image"
     pipe = pipeline(task)
     validate(options, pipe)
@@ -378,6 +380,15 @@ def _refused(index: int, request_id: str, decision: Decision, timings: dict[str,
         policy={"name": decision.policy_name, "version": decision.policy_version},
         timings_ms=dict(timings),
     )
+
+
+def _make_folder(folder: str | Path | None) -> None:
+    if folder is None:
+        return
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GuardError(f"Cannot create the output folder {folder}: {exc.strerror or exc}.") from None
 
 
 def _check_watermarkable(size: tuple[int, int] | None, signer: Any) -> None:

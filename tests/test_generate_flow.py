@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -260,6 +261,13 @@ def test_same_seed_same_image_other_seed_other_image(pipe):
     assert np.abs(first.astype(int) - other.astype(int)).mean() > 5
 
 
+def test_unwritable_output_folder_is_refused_before_generating(protector, tmp_path):
+    (tmp_path / "taken").write_text("a file where the folder should be")
+    guard = Guard("default", detectors={"nudenet": StubNudeNet()}, protector=protector)
+    with pytest.raises(GuardError, match="Cannot create the output folder"):
+        guard.generate("a red bicycle", model=ModelMustNotRun(), output_dir=tmp_path / "taken" / "out")
+
+
 class _SchemeWithMinimum:
     name = "declares-a-minimum"
     payload_bytes = 6
@@ -320,9 +328,12 @@ def test_cli_blocked_prompt_exits_1_without_loading_the_model(cli_env, tmp_path)
     [
         ("nobody/missing-model", ["nobody/missing-model", "hf download nobody/missing-model"]),
         ("{tmp}/missing-folder", ["missing-folder", "does not exist"]),
+        ("{tmp}/damaged", ["Cannot load", "damaged"]),
     ],
 )
-def test_cli_missing_model_is_one_line_exit_2(cli_env, tmp_path, model, expected):
+def test_cli_missing_model_is_one_line_exit_2(tiny_model, cli_env, tmp_path, model, expected):
+    shutil.copytree(tiny_model, tmp_path / "damaged")
+    (tmp_path / "damaged" / "unet" / "diffusion_pytorch_model.safetensors").unlink()
     argv = ["generate", "a red bicycle", "--model", model.format(tmp=tmp_path), "-o", str(tmp_path / "out")]
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 2, result.output
