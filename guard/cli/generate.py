@@ -169,9 +169,9 @@ def _quiet_libraries() -> None:
     import warnings
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "critical")  # its load errors are ours to word
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for module in ("diffusers", "transformers", "huggingface_hub"):
         warnings.filterwarnings("ignore", module=module)
     for name in ("diffusers", "transformers", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL if name == "diffusers" else logging.ERROR)
