@@ -276,6 +276,9 @@ def test_rivagan_reads_invisible_watermarks_bits_and_tests_an_expected_payload(r
     assert found.detected and found.payload == RIVA_PAYLOAD
     assert found.details["threshold_bits"] == 30 and found.details["false_positive_bound"] <= 1e-6
     assert not riva.decode_expecting(image, RIVA_PAYLOAD).detected
+    flat_like = riva.decode_expecting(marked, bytes(4))  # all zeros: what a flat image reads
+    assert not flat_like.detected and flat_like.details["threshold_bits"] == 33
+    assert flat_like.details["false_positive_bound"] == 0.0 and "flat image" in flat_like.details["note"]
     with pytest.raises(GuardError, match="4 bytes"):
         riva.decode_expecting(marked, b"\x01")
 

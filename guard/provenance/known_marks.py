@@ -286,7 +286,9 @@ class RivaGan:
 
     def decode_expecting(self, image: Image.Image, payload: bytes) -> WatermarkResult:
         """Is `payload` in `image`? Detected when the bits read match it in at least k of 32 places, k set so
-        that the chance on an image without it is at most 1e-6 (the fixed-message schemes' test)."""
+        that the chance on an image without it is at most 1e-6 (the fixed-message schemes' test). k is 30 for
+        payloads with 11-21 ones, up to 32 for less balanced ones; one with at most 4 ones or 4 zeros is what
+        a flat image reads and is never reported (k = 33)."""
         if len(payload) != self.payload_bytes:
             raise GuardError(f"A rivaGan payload is {self.payload_bytes} bytes ({len(payload)} given).")
         reading = self._read(image)
@@ -304,6 +306,8 @@ class RivaGan:
             false_positive_bound=_significant(tails[k]),
             p_value=_significant(tails[matches]),
         )
+        if k > len(expected):
+            details["note"] = "a payload this unbalanced (almost all ones or zeros) is what a flat image reads"
         detected = matches >= k
         return WatermarkResult(
             scheme=self.name,
