@@ -100,19 +100,23 @@ def load_pipeline(
 
 
 def for_task(pipe: Any, task: str) -> Any:
-    """The same model (shared weights, no reload) as a pipeline for `task`: an image-to-image pipeline
-    from a text-to-image one through diffusers' `from_pipe`, or `pipe` itself when it already fits."""
+    """The same model (shared weights, no reload) as a pipeline for `task`, through diffusers' `from_pipe`:
+    image-to-image from a text-to-image pipeline and back; `pipe` itself when it already fits."""
+    image_to_image = "Img2Img" in type(pipe).__name__ or "ImageToImage" in type(pipe).__name__
     takes_image = "image" in inspect.signature(pipe.__call__).parameters
-    if task == "text-to-image" or takes_image:
+    if task == "text-to-image" and not image_to_image:
         return pipe
-    from diffusers import AutoPipelineForImage2Image
+    if task == "image-to-image" and takes_image:
+        return pipe
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
 
+    auto = AutoPipelineForImage2Image if task == "image-to-image" else AutoPipelineForText2Image
     try:
-        converted = AutoPipelineForImage2Image.from_pipe(pipe)
+        converted = auto.from_pipe(pipe)
     except (ValueError, AttributeError, KeyError) as exc:
         raise GenerationError(
-            f"{type(pipe).__name__} has no image-to-image variant in diffusers ({_first_line(exc)}); "
-            "drop --init-image or use another model."
+            f"{type(pipe).__name__} has no {task} variant in diffusers ({_first_line(exc)}); "
+            + ("drop --init-image or use another model." if task == "image-to-image" else "give an init image.")
         ) from None
     converted.set_progress_bar_config(disable=True)
     return converted

@@ -252,6 +252,18 @@ def test_image_to_image_records_the_init_image_as_ingredient(pipe, protector, ho
     assert ingredient["format"] == "image/jpeg"
 
 
+def test_a_wrapped_image_to_image_pipeline_also_serves_text_prompts(pipe, protector, tmp_path):
+    from generation import for_task
+
+    image_to_image = for_task(pipe, "image-to-image")
+    assert type(image_to_image).__name__ == "StableDiffusionImg2ImgPipeline"
+    assert for_task(image_to_image, "image-to-image") is image_to_image
+    guard = Guard("default", detectors={"nudenet": StubNudeNet()}, protector=protector)
+    (record,) = guard.wrap(image_to_image).generate("a red bicycle", output_dir=tmp_path, seed=1, steps=STEPS)
+    assert record.decision == "allow"
+    assert record.generation["pipeline"] == "StableDiffusionPipeline"
+
+
 def test_same_seed_same_image_other_seed_other_image(pipe):
     def image(seed: int) -> np.ndarray:
         return np.asarray(generate(pipe, GenerationOptions("a red bicycle", seed=seed, steps=STEPS)).images[0])
