@@ -42,9 +42,16 @@ class Embedded:
     output: Path
     scheme: str
     payload: bytes
+    readable: bool
+    """The scheme's decoder finds the payload in the file as written (a lossy format can erase a fragile mark)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"output": str(self.output), "payload": self.payload.hex(), "scheme": self.scheme}
+        return {
+            "output": str(self.output),
+            "payload": self.payload.hex(),
+            "scheme": self.scheme,
+            "readable": self.readable,
+        }
 
 
 def parse_payload(text: str) -> bytes:
@@ -86,7 +93,8 @@ def embed_file(
 ) -> Embedded:
     """Mark the image at `source` with `scheme` (default: the project's) and write it to `output` atomically.
 
-    The input is never overwritten; the format follows the output's suffix.
+    The input is never overwritten; the format follows the output's suffix. The encoded file is decoded again
+    before it is written, and `readable` says whether the scheme still finds the payload in it.
     """
     source, output = Path(source), Path(output)
     if output.resolve() == source.resolve() or (output.exists() and source.exists() and output.samefile(source)):
@@ -98,8 +106,12 @@ def embed_file(
     marked = codec.embed(image, payload)
     buffer = io.BytesIO()
     marked.convert("RGB").save(buffer, fmt, **_ENCODE_OPTIONS.get(fmt, {}))
-    write_atomic(output, buffer.getvalue())
-    return Embedded(output=output, scheme=codec.name, payload=payload)
+    data = buffer.getvalue()
+    written = load_image(data)
+    check = codec.decode_expecting(written, payload) if hasattr(codec, "decode_expecting") else codec.decode(written)
+    write_atomic(output, data)
+    readable = bool(check.detected) and check.payload == payload
+    return Embedded(output=output, scheme=codec.name, payload=payload, readable=readable)
 
 
 def decode_image(

@@ -35,6 +35,7 @@ def test_embed_default_scheme_with_a_random_payload_then_decode(photo, tmp_path)
     record = json.loads(result.stdout)
     assert record["output"] == str(out) and out.exists()
     assert record["scheme"] == watermark.DEFAULT_SCHEME
+    assert record["readable"] is True
     assert len(bytes.fromhex(record["payload"])) == watermark.get_scheme().payload_bytes
 
     again = json.loads(run("embed", str(photo), "-o", str(tmp_path / "again.png"), "--json").stdout)
@@ -65,6 +66,7 @@ def test_stable_diffusion_mark_round_trip_and_clean_file(photo, tmp_path):
         "output": str(out),
         "payload": b"StableDiffusionV1".hex(),
         "scheme": "sd-v1",
+        "readable": True,
     }
     decoded = run("decode", str(photo), str(out), "--scheme", "sd-v1", "--scheme", "sdxl", "--json")
     assert decoded.exit_code == 1
@@ -139,3 +141,13 @@ def test_embed_missing_input(tmp_path):
 def test_expect_needs_a_scheme_that_takes_it(photo):
     result = run("decode", str(photo), "--expect", "01020304")
     assert result.exit_code == 2 and "--scheme rivaGan" in result.stderr
+
+
+def test_embed_warns_when_the_mark_does_not_read_back(tmp_path):
+    """SD v2's 32 bits tolerate 2 flips at 1e-6; invisible-watermark's own embedding flips 4 on this photo."""
+    source = tmp_path / "coffee.png"
+    ImageOps.fit(Image.fromarray(skimage.data.coffee()), (512, 512)).save(source)
+    result = run("embed", str(source), "-o", str(tmp_path / "sd2.png"), "--scheme", "sd-v2", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["readable"] is False
+    assert "warning: the sd-v2 mark does not read back" in result.stderr

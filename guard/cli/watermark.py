@@ -40,6 +40,12 @@ def embed(input_path: str, output_path: str, payload: str | None, scheme: str | 
         emit_json(result.to_dict())
     else:
         click.echo(f"{result.output}: {result.scheme} watermark, payload {result.payload.hex()}")
+    if not result.readable:
+        click.echo(
+            f"warning: the {result.scheme} mark does not read back from {result.output}; a lossless format "
+            "(.png) may keep it.",
+            err=True,
+        )
 
 
 @watermark.command("decode")
