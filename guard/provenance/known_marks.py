@@ -27,7 +27,6 @@ import functools
 import math
 import os
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -254,7 +253,7 @@ class RivaGan:
     name: str = "rivaGan"
     payload_bytes: int = 4
 
-    @cached_property
+    @functools.cached_property
     def _decoder(self) -> Any:
         return _onnx_session("rivagan_decoder.onnx")
 
