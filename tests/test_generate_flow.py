@@ -118,9 +118,16 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-def test_allowed_prompt_is_delivered_watermarked_with_valid_ai_credentials(pipe, protector, home, tmp_path):
+def test_allowed_prompt_is_delivered_watermarked_with_valid_ai_credentials(
+    pipe, protector, home, tmp_path, monkeypatch
+):
+    from guard import guarded
+
     detector = StubNudeNet(suggestive=0.1)
     steps_seen = []
+    asked = []
+    real_generate = guarded.generate
+    monkeypatch.setattr(guarded, "generate", lambda p, o, **kw: asked.append(o) or real_generate(p, o, **kw))
     guard = Guard("default", detectors={"nudenet": detector}, protector=protector)
     records = guard.generate(
         "a red bicycle",
@@ -133,6 +140,7 @@ def test_allowed_prompt_is_delivered_watermarked_with_valid_ai_credentials(pipe,
     )
     assert [r.decision for r in records] == ["allow", "allow"]
     assert [r.seed for r in records] == [7, 8]
+    assert asked[0].negative_prompt == _negative(), "the policy's negative-prompt terms reach the model"
     assert detector.batches == [2], "both outputs are scored in one batch"
     assert steps_seen == [(1, STEPS), (2, STEPS)]
     for record in records:
