@@ -41,6 +41,7 @@ ENV_RESOLVER_URL = "GUARD_RESOLVER_URL"
     "--store",
     "store_url",
     default=None,
+    metavar="URL",
     help="Manifest store to recover from (default GUARD_STORE_URL or the SQLite store in GUARD_HOME, if it exists).",
 )
 @click.option("--no-store", is_flag=True, help="Do not look in any local manifest store.")
@@ -48,6 +49,7 @@ ENV_RESOLVER_URL = "GUARD_RESOLVER_URL"
     "--resolver",
     "resolver_url",
     default=None,
+    metavar="URL",
     help=f"C2PA soft binding resolution service URL (or {ENV_RESOLVER_URL}).",
 )
 @click.option(
