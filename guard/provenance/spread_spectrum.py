@@ -56,11 +56,16 @@ TILE = 128
 CHIP = 4
 GRID = TILE // CHIP
 SYNC_CHIPS = 256
+ACF_CHROMA_WEIGHT = 1.0
+CHROMA_PULSE_SIGMA = 3.0
 PULSE_SIGMA = 1.6
 """Standard deviation (working-resolution pixels) of the Gaussian pulse each chip is drawn with."""
+CHROMA_DETAIL_SIGMA = 4.0
 DETAIL_SIGMA = 2.0
 """The decoder's high-pass: each channel minus its Gaussian blur of this standard deviation (pixels)."""
-TARGET_PSNR = 40.0
+BLOCK_GRID = 16
+"""Period (pixels) of the codec block grid removed from the folded tile (see `_without_block_grid`)."""
+TARGET_PSNR = 39.0
 """The embedding strength: the mark's mean-square error corresponds to this PSNR (before clipping)."""
 CHROMA_SHARE = 0.4
 """Share of the mark's energy (mean-square error) put in blue-difference chroma (Cb), the rest in luma:
@@ -68,12 +73,15 @@ photos have 3-8x less fine detail in Cb than in luma, so a chroma chip is far ea
 chroma subsampling makes luma the more robust carrier; the decoder reads both."""
 CB_DIRECTION = np.array([0.0, -0.344136, 1.772], dtype=np.float32)
 """The RGB change that moves Cb by one and leaves luma and Cr unchanged (ITU-R BT.601)."""
-LUMA_WEIGHT = 0.6
-"""Weight of the (normalised) luma residual against the chroma one when the decoder adds them up."""
+LUMA_WEIGHTS = (0.6, 1.0)
+"""Weights of the (normalised) luma residual against the chroma one the decoder tries: both channels, and luma
+alone (after JPEG, whose chroma subsampling and coarse chroma quantisation leave mostly noise there)."""
 MIN_SIDE = 128
 """Images whose shorter side is below this are refused by `embed` (and read as not marked by `decode`)."""
 FALSE_POSITIVE_RATE = 1e-6
 """Upper bound on the probability that an unmarked image is reported as marked."""
+PRESELECTED = 16
+"""Autocorrelation peaks ranked by how coherently the picture folds on their lattice (key-independent)."""
 CANDIDATES = 4
 """Tile geometries (scale and rotation) taken from the autocorrelation peaks; the untouched geometry (scale 1,
 no rotation: the image was at most resized as a whole) is always tested first, on top of these."""
@@ -86,7 +94,7 @@ KEY = b"image-guard watermark v1"
 
 INFO_BITS = VERSION_BITS + PAYLOAD_BYTES * 8 + 8
 CODED_BITS = convolutional.RATE * (INFO_BITS + convolutional.MEMORY)
-HYPOTHESES = (1 + CANDIDATES) * TILE * TILE
+HYPOTHESES = (1 + CANDIDATES) * len(LUMA_WEIGHTS) * TILE * TILE
 CHECK_BITS = VERSION_BITS + 8
 """Bits of the decoded message an unmarked image matches only by chance: the version and the CRC-8."""
 
@@ -94,7 +102,7 @@ CHECK_BITS = VERSION_BITS + 8
 def false_positive_bound(z: float, message_valid: bool = False) -> float:
     """Bound on the probability that an unmarked image scores `z` (and, if `message_valid`, also decodes to a
     message with the right version and CRC) at some tested geometry and offset; see the module docstring."""
-    chance = 2.0 ** -CHECK_BITS if message_valid else 1.0
+    chance = 2.0**-CHECK_BITS if message_valid else 1.0
     return min(1.0, 2.0 * HYPOTHESES * math.exp(-0.5 * z * z) * chance)
 
 
@@ -122,6 +130,8 @@ class _Layout:
         freq = np.fft.fftfreq(TILE)
         envelope = np.exp(-2.0 * (math.pi * PULSE_SIGMA) ** 2 * freq**2)
         self.pulse_fft = np.outer(envelope, envelope).astype(np.complex64)
+        envelope = np.exp(-2.0 * (math.pi * CHROMA_PULSE_SIGMA) ** 2 * freq**2)
+        self.chroma_pulse_fft = np.outer(envelope, envelope).astype(np.complex64)
         sync = np.zeros((TILE, TILE), np.float32)
         sync[self.sync_rows, self.sync_cols] = self.sync_signs
         mask = np.zeros((TILE, TILE), np.float32)
@@ -136,15 +146,18 @@ class _Layout:
         targets[self.message_index] = self.message_signs * (2.0 * coded[self.message_bit] - 1.0)
         return targets
 
-    def tile(self, chips: np.ndarray) -> np.ndarray:
+    def tile(self, chips: np.ndarray, chroma: bool = False) -> np.ndarray:
         """The 128x128 pattern: a Gaussian pulse of amplitude chips[k] at every chip position."""
         impulses = np.zeros((TILE, TILE), np.float32)
         impulses[::CHIP, ::CHIP] = chips.reshape(GRID, GRID)
-        return np.real(np.fft.ifft2(np.fft.fft2(impulses) * self.pulse_fft)).astype(np.float32)
+        pulse = self.chroma_pulse_fft if chroma else self.pulse_fft
+        return np.real(np.fft.ifft2(np.fft.fft2(impulses) * pulse)).astype(np.float32)
 
-    def matched(self, folded: np.ndarray) -> np.ndarray:
-        """The folded residual filtered with the chip pulse (the matched filter)."""
-        return np.real(np.fft.ifft2(np.fft.fft2(folded) * self.pulse_fft)).astype(np.float32)
+    def matched(self, folded: np.ndarray, chroma: bool = False) -> np.ndarray:
+        """The folded residual filtered with the chip pulse (the matched filter), scaled to unit RMS."""
+        pulse = self.chroma_pulse_fft if chroma else self.pulse_fft
+        filtered = np.real(np.fft.ifft2(np.fft.fft2(folded) * pulse)).astype(np.float32)
+        return filtered / (float(np.sqrt(np.mean(filtered * filtered))) + 1e-12)
 
 
 def _message_bits(payload: bytes) -> np.ndarray:
@@ -196,7 +209,8 @@ class TiledSpreadSpectrum:
         work = _work_size(height, width)
         tile = layout.tile(targets)
         luma_mark = _tiled(tile, (height, width), work) * mask
-        chroma_mark = _tiled(np.roll(tile, (TILE // 2, TILE // 2), axis=(0, 1)), (height, width), work) * mask
+        chroma_tile = np.roll(layout.tile(targets, chroma=True), (TILE // 2, TILE // 2), axis=(0, 1))
+        chroma_mark = _tiled(chroma_tile, (height, width), work) * mask
         target_mse = (255.0 / 10.0 ** (TARGET_PSNR / 20.0)) ** 2
         luma_mark *= math.sqrt((1.0 - CHROMA_SHARE) * target_mse / (float(np.mean(luma_mark**2)) + 1e-12))
         chroma_mark *= math.sqrt(
@@ -226,14 +240,21 @@ class TiledSpreadSpectrum:
 
     def _read(self, luma: np.ndarray, chroma: np.ndarray, scale: float, angle: float) -> dict[str, Any]:
         layout = self._layout
-        chroma_folded = np.roll(_fold(chroma, scale, angle), (-TILE // 2, -TILE // 2), axis=(0, 1))
-        folded = LUMA_WEIGHT * _fold(luma, scale, angle) + (1.0 - LUMA_WEIGHT) * chroma_folded
-        filtered = layout.matched(folded)
-        correlation = np.real(np.fft.ifft2(np.fft.fft2(filtered) * layout.sync_fft_conj))
-        energy = np.real(np.fft.ifft2(np.fft.fft2(filtered * filtered) * layout.mask_fft_conj))
-        z_map = correlation / np.sqrt(np.maximum(energy, 1e-12))
-        dy, dx = np.unravel_index(int(np.argmax(z_map)), z_map.shape)
-        z = float(z_map[dy, dx])
+        luma_folded = layout.matched(_without_block_grid(_fold(luma, scale, angle)))
+        chroma_folded = layout.matched(
+            np.roll(_without_block_grid(_fold(chroma, scale, angle)), (-TILE // 2, -TILE // 2), axis=(0, 1)),
+            chroma=True,
+        )
+        best = -np.inf
+        for weight in LUMA_WEIGHTS:
+            candidate = weight * luma_folded + (1.0 - weight) * chroma_folded
+            correlation = np.real(np.fft.ifft2(np.fft.fft2(candidate) * layout.sync_fft_conj))
+            energy = np.real(np.fft.ifft2(np.fft.fft2(candidate * candidate) * layout.mask_fft_conj))
+            z_map = correlation / np.sqrt(np.maximum(energy, 1e-12))
+            peak = np.unravel_index(int(np.argmax(z_map)), z_map.shape)
+            if z_map[peak] > best:
+                best, filtered, (dy, dx), luma_weight = float(z_map[peak]), candidate, peak, weight
+        z = best
         chips = filtered[(layout.message_rows + dy) % TILE, (layout.message_cols + dx) % TILE] * layout.message_signs
         soft = np.bincount(layout.message_bit, weights=chips, minlength=CODED_BITS)
         bits = convolutional.viterbi_decode(soft / (float(np.std(soft)) + 1e-12), INFO_BITS)
@@ -252,6 +273,7 @@ class TiledSpreadSpectrum:
             "scale": round(scale, 4),
             "rotation": round(angle, 3),
             "offset": [int(dx), int(dy)],
+            "luma_weight": luma_weight,
             "payload": read if valid else None,
         }
 
@@ -269,14 +291,21 @@ def _residuals(rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.n
     if (work_h, work_w) != (height, width):
         interpolation = cv2.INTER_AREA if work_h < height else cv2.INTER_LINEAR
         channels = [cv2.resize(channel, (work_w, work_h), interpolation=interpolation) for channel in channels]
-    luma, chroma = (_normalised_detail(channel) for channel in channels)
-    return luma, chroma
+    return _normalised_detail(channels[0], DETAIL_SIGMA), _normalised_detail(channels[1], CHROMA_DETAIL_SIGMA)
 
 
-def _normalised_detail(channel: np.ndarray) -> np.ndarray:
-    detail = channel - cv2.GaussianBlur(channel, (0, 0), DETAIL_SIGMA)
+def _normalised_detail(channel: np.ndarray, sigma: float) -> np.ndarray:
+    detail = channel - cv2.GaussianBlur(channel, (0, 0), sigma)
     strength = np.sqrt(np.maximum(cv2.blur(detail * detail, (9, 9)), 0.0)) + 1.0
     return np.clip(detail / strength, -3.0, 3.0)
+
+
+def _without_block_grid(folded: np.ndarray) -> np.ndarray:
+    """The folded tile minus its 16-pixel-periodic part. JPEG and WebP leave artefacts on an 8x8 (luma) and
+    16x16 (subsampled chroma) grid; the tile being a multiple of both, folding adds them up coherently, while
+    our random chips have only 1/64 of their energy in that part."""
+    blocks = folded.reshape(TILE // BLOCK_GRID, BLOCK_GRID, TILE // BLOCK_GRID, BLOCK_GRID)
+    return (blocks - blocks.mean(axis=(0, 2), keepdims=True)).reshape(TILE, TILE)
 
 
 def _tiled(tile: np.ndarray, size: tuple[int, int], work: tuple[int, int]) -> np.ndarray:
@@ -293,7 +322,7 @@ def _tiled(tile: np.ndarray, size: tuple[int, int], work: tuple[int, int]) -> np
 def _geometries(luma: np.ndarray, chroma: np.ndarray) -> Iterator[tuple[float, float]]:
     """The untouched geometry first, then (only if still needed) the autocorrelation's candidates."""
     yield 1.0, 0.0
-    yield from _geometry_candidates(luma + chroma)
+    yield from _geometry_candidates(luma + ACF_CHROMA_WEIGHT * chroma)
 
 
 def _geometry_candidates(residual: np.ndarray) -> list[tuple[float, float]]:
@@ -308,13 +337,29 @@ def _geometry_candidates(residual: np.ndarray) -> list[tuple[float, float]]:
     score = acf[ly % height, lx % width] + acf[lx % height, (-ly) % width]
     score = np.where(region, score, -np.inf).astype(np.float32)
     peaks = np.argwhere((score == _max_filter(score)) & region)
-    order = np.argsort(score[peaks[:, 0], peaks[:, 1]])[::-1][:CANDIDATES]
-    result = []
+    order = np.argsort(score[peaks[:, 0], peaks[:, 1]])[::-1][:PRESELECTED]
+    found = []
     for row, col in peaks[order]:
         dy, dx = _refine(score, row, col)
         vy, vx = ly[row, col] + dy, lx[row, col] + dx
-        result.append((math.hypot(vx, vy) / TILE, math.degrees(math.atan2(vy, vx))))
-    return result
+        found.append((math.hypot(vx, vy) / TILE, math.degrees(math.atan2(vy, vx))))
+    # the autocorrelation looks one period away; folding checks every period at once: rank and refine by it
+    half = cv2.resize(residual, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    ranked = sorted(found, key=lambda geometry: -_periodicity(half, *geometry))[:CANDIDATES]
+    return [_refine_geometry(half, scale, angle) for scale, angle in ranked]
+
+
+def _refine_geometry(half: np.ndarray, scale: float, angle: float) -> tuple[float, float]:
+    """Move scale and rotation, on a grid and then a finer one, to where the (half-resolution) residual folds
+    most coherently; the two are searched together because an error in one shifts the best value of the other."""
+    for scale_step, scale_reach, angle_step, angle_reach in ((0.003, 2, 0.3, 3), (0.001, 1, 0.1, 1)):
+        grid = [
+            (scale * (1 + i * scale_step), angle + j * angle_step)
+            for i in range(-scale_reach, scale_reach + 1)
+            for j in range(-angle_reach, angle_reach + 1)
+        ]
+        scale, angle = max(grid, key=lambda geometry: _periodicity(half, *geometry))
+    return scale, angle
 
 
 @functools.lru_cache(maxsize=16)
@@ -352,16 +397,16 @@ def _refine(score: np.ndarray, row: int, col: int) -> tuple[float, float]:
     return dy, dx
 
 
-def _fold(residual: np.ndarray, scale: float, angle: float) -> np.ndarray:
-    """The residual warped so the tile is 128x128 and upright, then all tiles summed into one."""
+def _fold(residual: np.ndarray, scale: float, angle: float, tile: int = TILE) -> np.ndarray:
+    """The residual warped so the tile is `tile` pixels square and upright, then all tiles summed into one."""
     height, width = residual.shape
     if scale == 1.0 and angle == 0.0:
-        padded = np.zeros((-(-height // TILE) * TILE, -(-width // TILE) * TILE), np.float32)
+        padded = np.zeros((-(-height // tile) * tile, -(-width // tile) * tile), np.float32)
         padded[:height, :width] = residual
-        return padded.reshape(padded.shape[0] // TILE, TILE, padded.shape[1] // TILE, TILE).sum(axis=(0, 2))
+        return padded.reshape(padded.shape[0] // tile, tile, padded.shape[1] // tile, tile).sum(axis=(0, 2))
     cos, sin = math.cos(math.radians(angle)) * scale, math.sin(math.radians(angle)) * scale
-    out_h = math.ceil(height / scale / TILE) * TILE
-    out_w = math.ceil(width / scale / TILE) * TILE
+    out_h = math.ceil(height / scale / tile) * tile
+    out_w = math.ceil(width / scale / tile) * tile
     matrix = np.array([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=np.float64)
     canonical = cv2.warpAffine(
         residual,
@@ -371,4 +416,14 @@ def _fold(residual: np.ndarray, scale: float, angle: float) -> np.ndarray:
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0.0,
     )
-    return canonical.reshape(out_h // TILE, TILE, out_w // TILE, TILE).sum(axis=(0, 2))
+    return canonical.reshape(out_h // tile, tile, out_w // tile, tile).sum(axis=(0, 2))
+
+
+def _periodicity(residual: np.ndarray, scale: float, angle: float) -> float:
+    """How much stronger the residual is when folded with this tile geometry than its parts are alone: about 1
+    for anything not repeating on that lattice, up to the number of tiles for a perfectly repeated pattern.
+    Uses the picture alone (not the key), so choosing geometries by it costs nothing in the error bound."""
+    folded = _fold(residual, scale, angle, TILE // 2)
+    folded -= folded.mean()
+    # the warp spreads the picture's energy over 1/scale^2 as many pixels
+    return float(np.sum(folded * folded)) * scale * scale / (float(np.sum(residual * residual)) + 1e-12)
