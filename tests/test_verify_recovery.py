@@ -299,3 +299,39 @@ def test_protected_files_in_every_output_format_verify_as_trusted(home, trust, t
         "strong",
         "intact",
     )
+
+
+def test_credentials_swapped_on_a_protected_image_are_caught(protected, trust, tmp_path):
+    """Someone strips a protected AI image and signs it again, claiming a camera capture: the watermark still
+    names the original manifest, and the AI claim wins."""
+    from guard.provenance.credentials import make_signer, sign_asset
+    from guard.provenance.manifest import IPTC
+
+    result, stripped, record = protected
+    forger = tmp_path / "forger"
+    init_identity(forger, organization="Forger", common_name="camera app")
+    claim = {
+        "claim_generator_info": [{"name": "camera app", "version": "1"}],
+        "title": "photo.jpg",
+        "assertions": [
+            {
+                "label": "c2pa.actions.v2",
+                "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": IPTC + "digitalCapture"}]},
+            }
+        ],
+    }
+    signed, _ = sign_asset(claim, stripped.read_bytes(), "image/jpeg", make_signer(SigningIdentity.load(forger)))
+    forged = tmp_path / "forged.jpg"
+    forged.write_bytes(signed)
+    both = TrustConfig(anchors=(*trust.anchors, forger / "keys" / "ca.pem"))
+    with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        store.add(record)
+        report = verify_file(forged, trust=both, store=store).to_dict()
+        alone = verify_file(forged, trust=both).to_dict()
+    assert report["c2pa"]["state"] == "Trusted" and report["c2pa"]["signer"]["common_name"] == "camera app"
+    assert report["recovered"]["manifest_id"] == result.manifest_id and report["recovered"]["via"] == "watermark"
+    verdict = report["verdict"]
+    assert (verdict["origin"], verdict["strength"], verdict["integrity"]) == ("ai-generated", "strong", "intact")
+    assert any("replacing its own" in reason for reason in verdict["reasons"])
+    assert any("captured (claimed)" in reason for reason in verdict["reasons"])  # the conflict is named
+    assert alone["verdict"]["origin"] == "captured (claimed)"  # without the store, only the forged claim is seen

@@ -101,8 +101,12 @@ def recover_local(
     context: c2pa.Context,
     products: ConformingProducts | None,
     max_distance: int = DEFAULT_MAX_DISTANCE,
+    embedded_id: str | None = None,
 ) -> Recovery | None:
-    """Look the watermark payloads up in the store, then the fingerprint; validate what is found."""
+    """Look the watermark payloads up in the store, then the fingerprint; validate what is found.
+
+    `embedded_id`: the file carries intact credentials with this manifest id; then only the watermark is looked
+    up, and a record naming a *different* manifest is returned (credentials swapped on a protected image)."""
     for reading in watermarks:
         if reading.payload is None or reading.detected is False:
             continue
@@ -110,6 +114,8 @@ def recover_local(
         if record is None or record.scheme != reading.scheme:
             continue
         reading.resolved = True
+        if embedded_id is not None and record.manifest_id == embedded_id:
+            return None
         evidence = gather(data, mime=mime, context=context, products=products, manifest_store=record.manifest_store)
         return Recovery(
             "watermark",
@@ -117,6 +123,8 @@ def recover_local(
             evidence,
             {"scheme": reading.scheme, "payload": reading.payload.hex(), "record_manifest_id": record.manifest_id},
         )
+    if embedded_id is not None:
+        return None
     matches = store.find_by_fingerprint(image, max_distance=max_distance)
     if not matches:
         return None

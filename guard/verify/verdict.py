@@ -110,6 +110,11 @@ def decide(
         else:
             verdict.reasons.append(f"Content Credentials ({c2pa.state}, {signer}): {why}")
     if recovery is not None:
+        if c2pa.state in ("Valid", "Trusted"):
+            verdict.reasons.append(
+                f"the image's watermark names manifest {recovery.manifest_id}, not the file's own "
+                f"{c2pa.manifest_id}: these credentials were put on an image protected before, replacing its own"
+            )
         _recovered(recovery, watermarks, verdict)
     for reading in watermarks:
         _watermark(reading, verdict)

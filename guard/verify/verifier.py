@@ -7,7 +7,8 @@ the resolver, the conforming products list, the classifier); `verify_file` runs 
 2. Content Credentials embedded in the file, validated;
 3. watermarks (every known scheme);
 4. when the file's credentials are absent or not intact: recovery from the local store (watermark payload,
-   then fingerprint), then from a resolution service if one is configured;
+   then fingerprint), then from a resolution service if one is configured; when they are intact, only the
+   watermark payload is looked up, to catch credentials swapped on an image someone else protected;
 5. metadata hints; the synthetic-image classifier when asked for and configured;
 6. the verdict.
 """
@@ -82,16 +83,23 @@ class Verifier:
         bind_to_manifest(watermarks, c2pa.reading.soft_bindings if c2pa.state is not None else [])
         recovery: Recovery | None = None
         resolver_info: dict[str, Any] | None = None
-        if c2pa.state not in ("Valid", "Trusted"):
-            if self.store is not None:
-                recovery = recover_local(
-                    self.store, watermarks, image, data, mime=mime, context=self._context, products=self.products
-                )
-            if recovery is None and self.resolver is not None:
-                recovery, error = recover_remote(
-                    self.resolver, watermarks, data, mime=mime, context=self._context, products=self.products
-                )
-                resolver_info = {"url": self.resolver.base_url, "error": error, "found": recovery is not None}
+        intact = c2pa.state in ("Valid", "Trusted")
+        if self.store is not None:
+            recovery = recover_local(
+                self.store,
+                watermarks,
+                image,
+                data,
+                mime=mime,
+                context=self._context,
+                products=self.products,
+                embedded_id=c2pa.manifest_id if intact else None,
+            )
+        if recovery is None and not intact and self.resolver is not None:
+            recovery, error = recover_remote(
+                self.resolver, watermarks, data, mime=mime, context=self._context, products=self.products
+            )
+            resolver_info = {"url": self.resolver.base_url, "error": error, "found": recovery is not None}
         synthetic = (
             classify(image, self.detector)
             if self.classifier is not False
