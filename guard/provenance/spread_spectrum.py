@@ -1,32 +1,39 @@
-"""Our invisible watermark: tiled spread spectrum in luma, synchronised by autocorrelation, with a calibrated detector.
+"""Our invisible watermark: tiled spread spectrum in luma and chroma, self-synchronising, with a calibrated detector.
 
 **Embedding.** The image is viewed at a working resolution whose shorter side is 512 pixels. There a
 128x128 tile is repeated over the whole picture. The tile holds a 32x32 grid of chips (one every 4 pixels),
-each a smooth Gaussian pulse whose sign is +1 or -1: 360 chips carry a fixed pseudo-random synchronisation
-sequence, the other 664 carry the message — 4 version bits + the 48-bit payload + CRC-8, convolutionally
-coded (K=7, rate 1/3, 198 coded bits, each spread over 3-4 chips with pseudo-random signs). The tiled
-pattern is resized to the image, shaped by a texture mask (more strength where the picture is busy,
-less in flat areas), scaled to a fixed mean-square error (PSNR ~40 dB) and added equally to R, G and B, so
-only luma changes.
+each a Gaussian pulse whose sign is +1 or -1: 256 chips carry a fixed pseudo-random synchronisation
+sequence, the other 768 carry the message — 4 version bits + the 48-bit payload + CRC-8, convolutionally
+coded (K=7, rate 1/3, 198 coded bits, each spread over 3-4 chips with pseudo-random signs). The chips are
+drawn twice: narrow pulses in luma (60% of the energy) and wide pulses, on a tile shifted by half its size,
+in blue-difference chroma Cb (40%; photos have 3-8x less fine detail there, and wide pulses survive JPEG's
+chroma subsampling). Both patterns are resized to the image, shaped by a texture mask (more strength
+where the picture is busy) and scaled to a fixed mean-square error (PSNR 39 dB before clipping).
 
-**Decoding.** The luma is brought to the same working resolution and high-pass filtered. Because the mark
-repeats, the autocorrelation of that residual has peaks on the lattice of tile periods; the strongest
-peaks give the tile's current size and orientation, so resizing, cropping followed by rescaling, and small
-rotations are undone without searching. The residual is then warped back and folded (all tiles summed
-into one), which also makes any crop a mere circular shift: the shift is found by correlating the folded
-tile with the synchronisation chips at every one of the 128x128 offsets at once (FFT). The message
-chips at the winning offset give soft values for the Viterbi decoder; the CRC and version check the result.
+**Decoding.** Luma and Cb are brought to the same working resolution, high-pass filtered and divided by
+their local strength. Because the mark repeats, the autocorrelation of that residual has peaks on the
+lattice of tile periods. The untouched geometry (the image was at most resized as a whole) is tried
+first; if it does not decode, the strongest autocorrelation peaks, ranked and refined by how coherently
+the picture folds on their lattice, give the tile's current size and orientation, so cropping followed
+by rescaling and small rotations are undone without a key search. The residual is warped back and
+folded (all tiles summed into one), which makes any crop a circular shift; codec block-grid artefacts,
+which fold coherently, are removed. The shift is found by correlating the folded tile with the
+synchronisation chips at all 128x128 offsets at once (FFT), reading luma with chroma and luma alone
+(after JPEG the chroma is mostly noise). The message chips at the winning offset give soft values for
+the Viterbi decoder; the CRC and version check the result.
 
 **Calibration.** At every offset the detector computes z = sum(a_k * s_k) / sqrt(sum(a_k^2)), where a_k are
 the image's values at the synchronisation chips and s_k the key's +-1 signs. For any image that does not
 carry the mark, the signs are independent of the image, and Hoeffding's inequality for Rademacher sums
-bounds P(z >= t) <= exp(-t^2 / 2) whatever the image looks like. The detector tests `CANDIDATES`
-geometries x 16,384 offsets; by the union bound the false-positive probability per image is at most
-H * exp(-t^2 / 2) with H the number of tests, and the threshold t is set so that this is 1e-6
-(t = sqrt(2 ln(H / 1e-6)) ~ 7.2). `confidence` is 1 minus that bound at the observed z (0 when the bound
-exceeds 1), so an image is `detected` exactly when confidence >= 1 - 1e-6. The geometry candidates come
-from the autocorrelation alone, which does not depend on the key, so the bound holds as stated.
-"""
+bounds P(z >= t) <= exp(-t^2 / 2) whatever the image looks like. The detector tests H = 5 geometries x 2
+channel weightings x 16,384 offsets = 163,840 hypotheses; the geometries come from the picture alone (the
+autocorrelation and fold coherence do not use the key), so by the union bound an unmarked image reaches z
+>= t somewhere with probability at most H * exp(-t^2 / 2). Detection has two paths, each given half of the
+1e-6 budget: z >= 7.28 alone, or z >= 6.03 and a decoded message whose version and CRC (12 bits) are right.
+For the second path, the message signs are independent of the synchronisation signs and the code is
+linear, so the decoded word of an unmarked image is uniform and passes the check with probability 2^-12.
+`false_positive_bound(z, message_valid)` is that bound; `confidence` is 1 minus it, so an image is
+`detected` exactly when confidence >= 1 - 1e-6."""
 
 from __future__ import annotations
 
