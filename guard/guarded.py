@@ -29,7 +29,8 @@ from policies import Decision, Policy, decide_prompt, load_policy, most_severe
 
 WITHHELD = ("review", "block")
 """Decisions whose images are not delivered: `block` is never written; `review` waits for a person, in the
-review folder when one is given (protected like any output), else it is not written either."""
+review folder when one is given (protected like any output). Without a review folder, a prompt held for
+review is not generated at all, and an image held for review is not written."""
 
 OUTPUT_FORMATS = ("jpg", "png", "webp")
 """Delivered file formats. JPEG (quality 95) is the default: encoding a 512x512 PNG costs ~130 ms on one CPU
@@ -116,11 +117,12 @@ def guarded_generate(
     request_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     timings: dict[str, float] = {}
 
-    # 1. The prompt: a blocked prompt never reaches the model.
+    # 1. The prompt: a blocked prompt never reaches the model, nor does one held for review when there is no
+    #    review folder to put its images in (they could not be delivered).
     with _timed(timings, "prompt"):
         prompt_decision = decide_prompt(policy, options.prompt)
-    if prompt_decision.decision == "block":
-        return [_refused(index, request_id, prompt_decision, timings) for index in range(options.num_images)]
+    if prompt_decision.decision == "block" or (prompt_decision.decision == "review" and review_dir is None):
+        return [_not_generated(index, request_id, prompt_decision, timings) for index in range(options.num_images)]
 
     # 2. Generate, steering away from what the policy blocks. The signer and the output folders are checked
     #    first, so that a missing key or an unwritable folder fails before any model time is spent.
@@ -141,30 +143,16 @@ def guarded_generate(
     with _timed(timings, "scan"):
         assessments = [a.to_dict() for a in assess_images(generated.images, policy, detectors=detectors)]
 
-    # 4. Per image: decide, blur or withhold, then watermark + sign + store.
+    # 4. Per image: decide; then blur, hold for review or withhold; watermark + sign + store what is written.
     records = []
     for index, (image, seed, assessment) in enumerate(zip(generated.images, generated.seeds, assessments, strict=True)):
         decision = combined(prompt_decision, assessment)
         settings = {"model": model_id, "seed": seed, **generated.settings}
-        record = ImageRecord(
-            index=index,
-            decision=decision["decision"],
-            stage="image",
-            output=None,
-            request_id=request_id,
-            prompt_decision=prompt_decision.decision,
-            reasons=decision["reasons"],
-            categories=decision["categories"],
-            policy=decision["policy"],
-            seed=seed,
-            scores=assessment.get("scores", {}),
-            detectors=assessment.get("detectors", {}),
-            generation=settings,
-            timings_ms=dict(timings),
-        )
+        record = _generated(index, request_id, prompt_decision, decision, assessment, settings, timings)
         records.append(record)
-        if record.decision == "block" or (record.decision == "review" and review_dir is None):
-            continue
+        folder = {"allow": output_dir, "blur": output_dir, "review": review_dir}.get(record.decision)
+        if folder is None:
+            continue  # blocked, or held for review with no review folder: never written
         if record.decision == "blur":
             with _timed(record.timings_ms, "blur"):
                 image = blur(image)
@@ -172,8 +160,7 @@ def guarded_generate(
         with _timed(record.timings_ms, "protect"):
             result = signer.protect(
                 image,
-                Path(review_dir if record.decision == "review" else output_dir)
-                / f"{request_id}-{index}.{output_format}",
+                Path(folder) / f"{request_id}-{index}.{output_format}",
                 source_type=TEXT_TO_IMAGE if init_ingredient is None else IMAGE_TO_IMAGE,
                 generator=settings,
                 prompt=options.prompt,
@@ -367,10 +354,37 @@ def model_name(model: str | Path | Any) -> str:
     return str(getattr(model, "name_or_path", None) or type(model).__name__)
 
 
-def _refused(index: int, request_id: str, decision: Decision, timings: dict[str, float]) -> ImageRecord:
+def _generated(
+    index: int,
+    request_id: str,
+    prompt: Decision,
+    decision: dict[str, Any],
+    assessment: dict[str, Any],
+    settings: dict[str, Any],
+    timings: dict[str, float],
+) -> ImageRecord:
     return ImageRecord(
         index=index,
-        decision="block",
+        decision=decision["decision"],
+        stage="image",
+        output=None,
+        request_id=request_id,
+        prompt_decision=prompt.decision,
+        reasons=decision["reasons"],
+        categories=decision["categories"],
+        policy=decision["policy"],
+        seed=settings["seed"],
+        scores=assessment.get("scores", {}),
+        detectors=assessment.get("detectors", {}),
+        generation=settings,
+        timings_ms=dict(timings),
+    )
+
+
+def _not_generated(index: int, request_id: str, decision: Decision, timings: dict[str, float]) -> ImageRecord:
+    return ImageRecord(
+        index=index,
+        decision=decision.decision,
         stage="prompt",
         output=None,
         request_id=request_id,

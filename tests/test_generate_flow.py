@@ -226,8 +226,10 @@ def test_review_images_are_held_in_the_review_folder_only(pipe, protector, home,
     reading = read_manifest(held.review_output, trust=_trust(home))
     assert reading.state == "Trusted"
     assert reading.assertion(POLICY_LABEL)["decision"] == "review"
-    (dropped,) = guard.generate("a portrait of Joe Biden", **options)
-    assert dropped.decision == "review" and dropped.output is None and dropped.review_output is None
+    # Without a review folder its images could not go anywhere: the prompt is not even generated.
+    (dropped,) = guard.generate("a portrait of Joe Biden", **{**options, "model": ModelMustNotRun()})
+    assert (dropped.decision, dropped.stage, dropped.output, dropped.review_output) == ("review", "prompt", None, None)
+    assert dropped.reasons[0]["category"] == "public_figures"
     assert protector.store.count() == 1
 
 

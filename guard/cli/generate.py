@@ -121,6 +121,8 @@ def _line(record) -> str:
     """One human-readable line: decision, where the image went, and why."""
     if record.output is not None:
         where = str(record.output) + (" (blurred)" if record.blurred else "")
+    elif record.stage == "prompt" and record.decision == "review":
+        where = "not generated: the prompt needs review (--review-dir DIR generates it for a reviewer)"
     elif record.stage == "prompt":
         where = "not generated: the prompt was refused"
     elif record.review_output is not None:
