@@ -260,3 +260,13 @@ def test_remote_manifest_is_fetched_only_when_asked(tmp_path):
     assert fetched["trust"]["remote_manifests"] == "fetched"
     verdict = fetched["verdict"]
     assert (verdict["origin"], verdict["strength"], verdict["integrity"]) == ("ai-generated", "strong", "intact")
+
+
+def test_html_shows_the_signed_thumbnail_beside_the_file(tmp_path):
+    """XCA.jpg's pixels changed after signing: the page puts the manifest's own thumbnail next to the file."""
+    page = tmp_path / "xca.html"
+    result = run(str(C2PA_FIXTURES / "XCA.jpg"), "--json", "--html", str(page))
+    assert json.loads(result.output)["c2pa"]["thumbnail"] == {"format": "image/jpeg", "bytes": 49690}
+    html = page.read_text()
+    assert html.count("<figure") == 2 and "thumbnail in the signed manifest" in html
+    assert html.count("data:image/jpeg;base64,") == 2

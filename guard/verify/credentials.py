@@ -33,6 +33,8 @@ class C2paEvidence:
     crjson: dict[str, Any] | None = field(default=None, repr=False)
     conformance: dict[str, Any] = field(default_factory=dict)
     signals: list[dict[str, Any]] = field(default_factory=list)
+    thumbnail: tuple[str, bytes] | None = field(default=None, repr=False)
+    """The active manifest's claim thumbnail (format, bytes): what the signed image looked like."""
 
     @property
     def present(self) -> bool:
@@ -117,6 +119,7 @@ class C2paEvidence:
                 "soft_bindings": reading.soft_bindings,
                 "generation": reading.assertion("com.image-guard.generation"),
                 "assertions": [a.get("label") for a in active.get("assertions", [])],
+                "thumbnail": {"format": self.thumbnail[0], "bytes": len(self.thumbnail[1])} if self.thumbnail else None,
             }
         )
         return document
@@ -132,8 +135,8 @@ def gather(
 ) -> C2paEvidence:
     """Validate the file's own manifest (or `manifest_store` against the file, whose type `mime` names) and
     collect the evidence."""
-    reading, crjson = _read(data, context, mime, manifest_store)
-    evidence = C2paEvidence(reading=reading, crjson=crjson, signals=manifest_signals(crjson))
+    reading, crjson, thumbnail = _read(data, context, mime, manifest_store)
+    evidence = C2paEvidence(reading=reading, crjson=crjson, signals=manifest_signals(crjson), thumbnail=thumbnail)
     if reading.active is not None:
         crjson_active = _crjson_manifest(crjson, reading.manifest_id)
         subject = (((crjson_active or {}).get("signature") or {}).get("certificateInfo") or {}).get("subject")
@@ -149,21 +152,36 @@ def gather(
 
 def _read(
     data: bytes, context: c2pa.Context, mime: str | None, manifest_store: bytes | None
-) -> tuple[ManifestReading, dict[str, Any] | None]:
-    """One c2pa Reader for both views (Reader JSON and crJSON), so a file is validated — and a remote manifest
-    fetched — once. Whatever c2pa refuses goes to `read_manifest`, which owns turning refusals into reasons."""
+) -> tuple[ManifestReading, dict[str, Any] | None, tuple[str, bytes] | None]:
+    """One c2pa Reader for both views (Reader JSON and crJSON) and the claim thumbnail, so a file is validated —
+    and a remote manifest fetched — once. Whatever c2pa refuses goes to `read_manifest`, which owns turning
+    refusals into reasons."""
     try:
         reader = c2pa.Reader.try_create(mime, io.BytesIO(data), manifest_store, context)
     except c2pa.C2paError:
-        return read_manifest(data, context=context, mime=mime, manifest_store=manifest_store), None
+        return read_manifest(data, context=context, mime=mime, manifest_store=manifest_store), None, None
     if reader is None:
-        return ManifestReading(present=False), None
+        return ManifestReading(present=False), None, None
     with reader:
         store = json.loads(reader.json())
         crjson = json.loads(reader.crjson())
         remote = reader.get_remote_url()
+        thumbnail = _thumbnail(reader, store)
     reading = ManifestReading(present=True, state=store.get("validation_state"), store=store, remote_url=remote)
-    return reading, crjson
+    return reading, crjson, thumbnail
+
+
+def _thumbnail(reader: c2pa.Reader, store: dict[str, Any]) -> tuple[str, bytes] | None:
+    active = (store.get("manifests") or {}).get(store.get("active_manifest")) or {}
+    ref = active.get("thumbnail") or {}
+    if not ref.get("identifier") or ref.get("format") not in ("image/jpeg", "image/png", "image/webp"):
+        return None
+    buffer = io.BytesIO()
+    try:
+        reader.resource_to_stream(ref["identifier"], buffer)
+    except c2pa.C2paError:
+        return None
+    return ref["format"], buffer.getvalue()
 
 
 def _crjson_manifest(crjson: dict[str, Any] | None, label: str | None) -> dict[str, Any] | None:

@@ -23,7 +23,8 @@ body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:60em;color:#2
 h1{font-size:1.3em;word-break:break-all}
 .verdict{border-left:6px solid var(--c);padding:.6em 1em;background:#f6f6f6;margin:1em 0}
 .verdict strong{color:var(--c);font-size:1.2em}
-img.thumb{max-width:320px;max-height:320px;border:1px solid #ccc;float:right;margin:0 0 1em 1em}
+figure.thumb{float:right;margin:0 0 1em 1em;text-align:center;font-size:.85em;color:#666}
+figure.thumb img{max-width:240px;max-height:240px;border:1px solid #ccc;display:block}
 table{border-collapse:collapse;width:100%;margin:1em 0}
 td,th{border:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}
 th{background:#fafafa}
@@ -46,8 +47,11 @@ def render_html(report: VerifyReport) -> str:
         f"<h1>{escape(document['path'])}</h1>",
     ]
     if report.image is not None:
+        parts.append(_figure("image/jpeg", thumbnail_base64(report.image), "this file"))
+    signed = report.c2pa.thumbnail or (report.recovered.evidence.thumbnail if report.recovered else None)
+    if signed is not None:
         parts.append(
-            f"<img class='thumb' alt='thumbnail' src='data:image/jpeg;base64,{thumbnail_base64(report.image)}'>"
+            _figure(signed[0], base64.b64encode(signed[1]).decode("ascii"), "thumbnail in the signed manifest")
         )
     parts.append(
         f"<div class='verdict' style='--c:{colour}'><strong>{escape(verdict['origin'])}</strong>"
@@ -90,6 +94,13 @@ def thumbnail_base64(image: Image.Image) -> str:
     buffer = io.BytesIO()
     thumb.save(buffer, "JPEG", quality=85)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure(mime: str, data_b64: str, caption: str) -> str:
+    return (
+        f"<figure class='thumb'><img alt='{escape(caption)}' src='data:{escape(mime)};base64,{data_b64}'>"
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
 
 
 def _history(manifest: dict[str, Any]) -> str:
