@@ -79,9 +79,9 @@ class ClipConceptDetector(LazyDetector):
         return tuple(self.concepts)
 
     def _load(self) -> None:
+        clip = load_clip(self.model_name, self.pretrained, f"detectors.{self.name}.pretrained (or {ENV_PRETRAINED})")
         import torch
 
-        clip = load_clip(self.model_name, self.pretrained, f"detectors.{self.name}.pretrained (or {ENV_PRETRAINED})")
         texts = [text for texts in self.concepts.values() for text in texts]
         self._owner = [label for label, texts in self.concepts.items() for _ in texts]
         try:

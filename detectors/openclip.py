@@ -123,11 +123,59 @@ def _local_dir(path: Path, model: str, setting: str) -> ClipSource:
     return ClipSource(model_name=f"local-dir:{path}", checkpoint=None)
 
 
+def _hub_cache() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _any_cached_weights() -> bool:
+    """Whether any open_clip weights at all are in the local caches (a directory listing, no torch import)."""
+    cache = Path(os.environ.get(ENV_CLIP_CACHE) or Path.home() / ".cache" / "clip")
+    if cache.is_dir() and any(p.suffix in _WEIGHT_SUFFIXES for p in cache.iterdir()):
+        return True
+    hub = _hub_cache()
+    return hub.is_dir() and any(
+        any(hub.glob(f"models--*/snapshots/*/{name}")) for name in (*_WEIGHT_NAMES, "open_clip_config.json")
+    )
+
+
+def _builtin_architecture(name: str) -> bool:
+    """Whether open_clip ships a config for `name` (read from its package folder, without importing torch)."""
+    import importlib.util
+    import sys
+
+    if "open_clip" in sys.modules:
+        return name in sys.modules["open_clip"].list_models()
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    return (Path(next(iter(spec.submodule_search_locations))) / "model_configs" / f"{name}.json").is_file()
+
+
+def _not_cached(model: str, pretrained: str, setting: str) -> DetectorUnavailable:
+    return DetectorUnavailable(
+        f"CLIP weights {model}/{pretrained} are not in the local cache and nothing is downloaded at run time; "
+        f"{_how_to_fix(model, pretrained, setting)}."
+    )
+
+
 def resolve(model: str, pretrained: str | None, setting: str) -> ClipSource:
     """Turn a model name and pretrained tag/path into local files, or raise `DetectorUnavailable`.
 
     `setting` names where the user configures it (e.g. "detectors.clip_concepts.pretrained"), for the message.
+    When no CLIP weights are cached at all, a tag is refused before open_clip (and torch) is even imported,
+    so a scan on a machine without them starts in a second, not in the ten it takes to import torch.
     """
+    name = model.replace("/", "-")
+    schema = model.startswith(("local-dir:", "hf-hub:"))
+    if not schema and not _builtin_architecture(name):
+        raise DetectorUnavailable(
+            f"CLIP model {model!r} is not an open_clip architecture; use one of open_clip.list_models(), "
+            f"or a local-dir: folder."
+        )
+    if not schema and pretrained and not Path(pretrained).expanduser().is_file() and not _any_cached_weights():
+        raise _not_cached(model, pretrained, setting)
     import open_clip
 
     if model.startswith("local-dir:"):
@@ -141,12 +189,6 @@ def resolve(model: str, pretrained: str | None, setting: str) -> ClipSource:
                 f"{_how_to_fix(model, None, setting)}."
             )
         return _local_dir(Path(config).parent, model, setting)
-    name = model.replace("/", "-")
-    if name not in open_clip.list_models():
-        raise DetectorUnavailable(
-            f"CLIP model {model!r} is not an open_clip architecture; use one of open_clip.list_models(), "
-            f"or a local-dir: folder."
-        )
     if not pretrained:
         raise DetectorUnavailable(
             f"CLIP model {model} has no pretrained weights configured (random weights score nothing); "
@@ -164,10 +206,7 @@ def resolve(model: str, pretrained: str | None, setting: str) -> ClipSource:
         )
     local = _cached_tag_weights(tag_config)
     if local is None:
-        raise DetectorUnavailable(
-            f"CLIP weights {model}/{pretrained} are not in the local cache and nothing is downloaded at run time; "
-            f"{_how_to_fix(model, pretrained, setting)}."
-        )
+        raise _not_cached(model, pretrained, setting)
     preprocess = {k: tag_config[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_config}
     return ClipSource(
         model_name=name,

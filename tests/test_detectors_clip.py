@@ -133,15 +133,36 @@ def test_environment_points_policies_at_local_weights(monkeypatch, tiny_dir, tmp
     [
         ("ViT-Nope-99", "openai", "not an open_clip architecture"),
         ("ViT-L-14", "no-such-tag", "neither a file nor a known tag"),
+        ("ViT-L-14", "openai", "ViT-L-14/openai are not in the local cache"),
         ("ViT-L-14", None, "no pretrained weights configured"),
         ("hf-hub:someone/not-cached", None, "not in the local Hugging Face cache"),
     ],
 )
-def test_unresolvable_models_say_why(model, pretrained, expected):
+def test_unresolvable_models_say_why(model, pretrained, expected, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
     from detectors.base import DetectorUnavailable
 
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("GUARD_CLIP_CACHE", str(tmp_path / "clip"))
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "some-other-model.pt").write_bytes(b"")  # some weights are cached, not these
     with pytest.raises(DetectorUnavailable, match=expected):
         resolve(model, pretrained, "detectors.clip_concepts.pretrained")
+
+
+def test_without_any_cached_weights_the_scan_never_imports_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from PIL import Image; from guard.scan import assess_images; "
+        "a = assess_images([Image.new('RGB', (64, 64))], 'default')[0]; "
+        "print(a.detectors['clip_concepts']['status'], 'torch' in sys.modules)"
+    )
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "GUARD_CLIP_CACHE": str(tmp_path / "clip"), "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["unavailable", "False"], out.stderr
 
 
 def test_local_dir_without_weights_is_unavailable(tmp_path):
