@@ -4,6 +4,10 @@
 signer and store, loaded models) and `Guard.wrap` / `guard_pipeline` put the same checks around a diffusers
 pipeline a platform already has.
 
+Per image: `allow` is delivered; `blur` is delivered blurred; `review` waits for a person in the review folder
+when one is given (protected like any output), else it is not written (and a prompt held for review is not
+generated at all); `block` is never written.
+
 Diffusers' own safety checker is never used: it is a black box that blacks out a whole image with no
 reason. Its job is done by the policy's detectors, whose scores and the policy's reasons are in every record.
 """
@@ -26,11 +30,6 @@ from guard.errors import GuardError
 from guard.images import load_image
 from guard.redact import blur
 from policies import Decision, Policy, decide_prompt, load_policy, most_severe
-
-WITHHELD = ("review", "block")
-"""Decisions whose images are not delivered: `block` is never written; `review` waits for a person, in the
-review folder when one is given (protected like any output). Without a review folder, a prompt held for
-review is not generated at all, and an image held for review is not written."""
 
 OUTPUT_FORMATS = ("jpg", "png", "webp")
 """Delivered file formats. JPEG (quality 95) is the default: encoding a 512x512 PNG costs ~130 ms on one CPU
