@@ -340,6 +340,16 @@ class GuardedPipeline:
 
     __call__ = generate
 
+    def close(self) -> None:
+        """Close the guard's store if the guard opened it."""
+        self.guard.close()
+
+    def __enter__(self) -> GuardedPipeline:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
 
 def guard_pipeline(pipe: Any, policy: Policy | str | Path | None = None, **guard_options: Any) -> GuardedPipeline:
     """Put `pipe` behind a new `Guard(policy, **guard_options)`."""
