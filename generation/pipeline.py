@@ -133,7 +133,7 @@ def generate(pipe: Any, options: GenerationOptions, *, on_step: StepCallback | N
         kwargs["guidance_scale"] = options.guidance
     settings: dict[str, Any] = {
         "pipeline": type(pipe).__name__,
-        "scheduler": type(getattr(pipe, "scheduler", None)).__name__ if hasattr(pipe, "scheduler") else None,
+        "scheduler": type(pipe.scheduler).__name__ if getattr(pipe, "scheduler", None) is not None else None,
         "steps": options.steps if options.steps is not None else _default(parameters, "num_inference_steps"),
         "guidance": options.guidance if options.guidance is not None else _default(parameters, "guidance_scale"),
     }
