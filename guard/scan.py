@@ -142,6 +142,19 @@ def _read(path: Path) -> Image.Image | str:
         return str(exc)
 
 
+def _register_decoders() -> None:
+    """Decode one tiny image before reading in threads.
+
+    `guard.images` registers Pillow's plugins and pillow-heif on first use, and two threads reading at once
+    can see a half-registered decoder ("not an image" for a good WebP); one read up front avoids that.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, format="PNG")
+    load_image(buffer.getvalue())
+
+
 def scan_paths(
     paths: Iterable[str | os.PathLike],
     policy: Policy | str | os.PathLike | None = None,
@@ -162,6 +175,7 @@ def scan_paths(
     batches = [listed[i : i + max(1, batch_size)] for i in range(0, len(listed), max(1, batch_size))]
     if not batches:
         return
+    _register_decoders()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="guard-scan-read") as pool:
         pending = [pool.submit(_read, path) for path in batches[0]]
         for number, batch in enumerate(batches):
