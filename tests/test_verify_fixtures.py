@@ -190,6 +190,32 @@ def test_signal_tables_are_the_rubrics():
     assert names == set(sig.INCEPTION) | set(sig.TRANSFORMATION)
 
 
+def test_integrity_tables_are_the_rubrics():
+    from guard.verify import integrity
+
+    variables = _variables("globals.yml")
+    assert tuple(variables["$well_formed_error_codes"]) == integrity.WELL_FORMED_ERROR_CODES
+    assert tuple(variables["$valid_error_codes"]) == integrity.VALID_ERROR_CODES
+    assert tuple(variables["$trust_error_codes"]) == integrity.TRUST_ERROR_CODES
+
+
+@pytest.mark.parametrize(
+    ("name", "levels"),
+    [
+        ("C.jpg", {"well_formed": True, "valid": True, "trusted": False}),
+        ("XCA.jpg", {"well_formed": True, "valid": False, "trusted": False}),
+        ("E-sig-CA.jpg", {"well_formed": True, "valid": True, "trusted": False}),
+    ],
+)
+def test_integrity_rubric_levels(verifier, name, levels):
+    rubric = verifier.verify_file(C2PA_FIXTURES / name).to_dict()["c2pa"]["rubric_integrity"]
+    assert {k: rubric[k] for k in levels} == levels
+    if name == "XCA.jpg":
+        assert rubric["failed_by"]["valid"] == ["assertion.dataHash.mismatch"]
+    if name == "E-sig-CA.jpg":
+        assert rubric["failed_by"]["trusted"] == ["claimSignature.mismatch", "signingCredential.untrusted"]
+
+
 def test_local_signals_follow_the_rubric_criteria():
     iptc = "http://cv.iptc.org/newscodes/digitalsourcetype/"
     manifest = {

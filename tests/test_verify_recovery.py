@@ -160,6 +160,11 @@ def test_the_protected_file_itself_is_trusted_and_intact(protected, trust, tmp_p
     assert report["c2pa"]["state"] == "Trusted"
     assert report["c2pa"]["manifest_id"] == result.manifest_id
     assert report["c2pa"]["training_mining"]["c2pa.ai_training"] == "notAllowed"
+    assert {k: report["c2pa"]["rubric_integrity"][k] for k in ("well_formed", "valid", "trusted")} == {
+        "well_formed": True,
+        "valid": True,
+        "trusted": True,
+    }
     assert report["c2pa"]["soft_bindings"][0]["value"] == result.payload.hex()
     assert report["recovered"] is None
     mark = next(w for w in report["watermarks"] if w["scheme"] == result.scheme)

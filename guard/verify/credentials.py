@@ -18,6 +18,7 @@ import c2pa
 from guard.provenance.credentials import ManifestReading, read_manifest
 from guard.verify.conformance import ConformingProducts, conforming_product
 from guard.verify.explain import explain_failure, source_type_label
+from guard.verify.integrity import integrity_rubric
 from guard.verify.signals import history_signals, manifest_signals
 
 MAX_HISTORY_DEPTH = 32
@@ -66,6 +67,14 @@ class C2paEvidence:
         return [f["code"] for f in self.failures]
 
     @property
+    def active_failure_codes(self) -> list[str] | None:
+        """Failure codes of the active manifest alone (what the integrity rubric reads); None without results."""
+        results = ((self.reading.store or {}).get("validation_results") or {}).get("activeManifest")
+        if results is None:
+            return None
+        return [f.get("code", "") for f in results.get("failure") or []]
+
+    @property
     def trusted(self) -> bool:
         return self.reading.state == "Trusted"
 
@@ -112,6 +121,7 @@ class C2paEvidence:
                 "signing_time": (active.get("signature_info") or {}).get("time"),
                 "timestamp_authority": _tsa(crjson_active),
                 "conforming_product": self.conformance,
+                "rubric_integrity": integrity_rubric(self.active_failure_codes),
                 "actions": actions(active),
                 "ingredients": ingredient_tree(reading.store or {}, reading.manifest_id),
                 "training_mining": training_mining(active),

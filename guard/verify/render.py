@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.tree import Tree
 
+from guard.verify.integrity import LEVELS
 from guard.verify.report import VerifyReport
 
 ORIGIN_STYLE = {"ai-generated": "bold red", "ai-edited": "bold yellow", "captured (claimed)": "bold cyan"}
@@ -70,6 +71,9 @@ def evidence_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("claim generator", str(c2pa.get("claim_generator"))))
         if c2pa.get("digital_source_type"):
             rows.append(("digital source type", f"{c2pa['digital_source_type_label']} ({c2pa['digital_source_type']})"))
+        rubric = c2pa.get("rubric_integrity") or {}
+        levels = ", ".join(f"{level.replace('_', '-')} {'yes' if rubric.get(level) else 'no'}" for level in LEVELS)
+        rows.append(("integrity rubric", levels))
         product = c2pa.get("conforming_product") or {}
         rows.append(("conforming product", f"{product.get('status')}: {product.get('reason')}"))
         for identity in c2pa.get("identities") or []:
