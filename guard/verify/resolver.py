@@ -5,7 +5,6 @@ Routes used (C2PA "Soft Binding Resolution API", decoupled manifests):
   "similarityScore"?}]}`
 - `POST {base}/matches/byContent?alg=ALG&maxResults=N` with the image bytes as the body -> the same shape
 - `GET  {base}/manifests/{manifestId}` -> the manifest store (`application/c2pa`)
-- `GET  {base}/services/supportedAlgorithms` -> `{"watermarks": [{"alg"}], "fingerprints": [{"alg"}]}`
 
 A match may name another service in `endpoint`; its manifest is then fetched from there. Only the URL the
 user gives is contacted (and any endpoint its answers name); every failure is one `ResolverError` sentence.
@@ -51,13 +50,6 @@ class SoftBindingResolver:
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
             raise ResolverError(f"The resolver URL must start with http:// or https://, got {self.base_url!r}.")
-
-    def supported_algorithms(self) -> dict[str, list[str]]:
-        body = self._json("GET", "/services/supportedAlgorithms")
-        return {
-            kind: [a.get("alg") for a in body.get(kind) or [] if isinstance(a, dict)]
-            for kind in ("watermarks", "fingerprints")
-        }
 
     def by_binding(self, alg: str, value: str) -> list[ResolverMatch]:
         """Manifests registered under this soft-binding algorithm and value (a watermark payload, a fingerprint)."""
