@@ -5,6 +5,7 @@ and the rubric signals use the Asset Rubrics' own vocabulary."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from guard.verify import Verifier
 from guard.verify import signals as sig
 from guard.verify.conformance import ConformingProducts
 from guard.verify.trust import VerifyTrust
+from guard.verify.verdict import INTEGRITY, ORIGINS, STRENGTHS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 C2PA_FIXTURES = SHARED / "fixtures" / "c2pa"
@@ -88,6 +90,9 @@ def test_c2pa_fixture_verdict(verifier, name):
     verdict = report["verdict"]
     assert verdict["integrity"] == integrity
     assert verdict["reasons"]
+    assert (verdict["origin"], verdict["strength"], verdict["integrity"]) in itertools.product(
+        ORIGINS, STRENGTHS, INTEGRITY
+    )
     if integrity == "tampered":
         assert any(code in " ".join(verdict["reasons"]) for code in codes)
 

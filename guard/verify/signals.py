@@ -61,7 +61,6 @@ TRANSFORMATION = (
     "nonEditorial",
     "ambiguousActions",
 )
-GENAI_SIGNALS = frozenset({"fullyGenAIMedia", "partlyGenAICreation", "perceptibleGenAI"})
 CAPTURE_SIGNALS = frozenset({"capturedMedia", "capturedMediaStitched"})
 
 _ACTION_LABELS = ("c2pa.actions.v2", "c2pa.actions")
