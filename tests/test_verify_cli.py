@@ -97,7 +97,7 @@ def test_many_files_give_json_lines_and_exit_2_when_one_is_unreadable(tmp_path):
     ("args", "message"),
     [
         (["/nonexistent/x.jpg"], "no such file"),
-        ([str(C2PA_FIXTURES), "--html", "x.html"], "--html"),
+        ([str(C2PA_FIXTURES), "--html", str(C2PA_FIXTURES / "C.jpg")], "--html"),
         ([str(C2PA_FIXTURES / "C.jpg"), "--trust-anchors", "/nonexistent.pem"], "trust anchors"),
         ([str(C2PA_FIXTURES / "C.jpg"), "--trust-config", "/nonexistent.cfg"], "trust configuration"),
         ([str(C2PA_FIXTURES / "C.jpg"), "--conforming-products", "/nonexistent.json"], "conforming products"),
@@ -270,3 +270,17 @@ def test_html_shows_the_signed_thumbnail_beside_the_file(tmp_path):
     html = page.read_text()
     assert html.count("<figure") == 2 and "thumbnail in the signed manifest" in html
     assert html.count("data:image/jpeg;base64,") == 2
+
+
+def test_html_pages_for_a_folder(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "a").mkdir(parents=True)
+    (folder / "b").mkdir()
+    for sub in ("a", "b"):
+        (folder / sub / "C.jpg").write_bytes((C2PA_FIXTURES / "C.jpg").read_bytes())
+    pages = tmp_path / "pages"
+    result = run(str(folder), "--html", str(pages))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert [Path(line["html"]).name for line in lines] == ["C.jpg.html", "C.jpg-2.html"]
+    assert all("data:image/jpeg;base64," in Path(line["html"]).read_text() for line in lines)

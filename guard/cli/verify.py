@@ -16,7 +16,12 @@ ENV_RESOLVER_URL = "GUARD_RESOLVER_URL"
 @click.command("verify")
 @click.argument("input_paths", metavar="IMAGE...", nargs=-1, required=True, type=click.Path())
 @json_option
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(),
+    help="Also write a self-contained HTML report (several images: a folder with one page per image).",
+)
 @click.option(
     "--trust-anchors",
     multiple=True,
@@ -89,8 +94,8 @@ def verify(
 
     sources = [click.format_filename(p) for p in input_paths]
     single = len(sources) == 1 and not Path(sources[0]).is_dir()
-    if html_path and not single:
-        raise GuardError("--html writes the report of one image; give a single file.")
+    if html_path and not single and Path(html_path).exists() and not Path(html_path).is_dir():
+        raise GuardError(f"--html {html_path} is a file; for several images give a folder for the pages.")
     trust = VerifyTrust.default(
         anchors=trust_anchors,
         allowed=allowed_list,
@@ -117,13 +122,13 @@ def verify(
 
                 render_terminal(report)
             ctx.exit(EXIT_FLAGGED if report.flagged else EXIT_CLEAN)
-        ctx.exit(_verify_many(verifier, sources))
+        ctx.exit(_verify_many(verifier, sources, Path(html_path) if html_path else None))
     finally:
         if store is not None:
             store.close()
 
 
-def _verify_many(verifier, sources: list[str]) -> int:
+def _verify_many(verifier, sources: list[str], pages: Path | None) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
@@ -132,6 +137,7 @@ def _verify_many(verifier, sources: list[str]) -> int:
 
     files = list(iter_image_files(sources))
     flagged = failed = False
+    written: set[Path] = set()
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("verifying", total=len(files))
@@ -143,11 +149,29 @@ def _verify_many(verifier, sources: list[str]) -> int:
                 emit_json({"path": str(path), "error": str(exc)})
             else:
                 flagged = flagged or report.flagged
-                emit_json(report.to_dict())
+                document = report.to_dict()
+                if pages is not None:
+                    from guard.verify.html import write_html
+
+                    page = _page_name(pages, path, written)
+                    write_html(report, page)
+                    document["html"] = str(page)
+                emit_json(document)
             progress.advance(task)
     if failed:
         return EXIT_BAD_INPUT
     return EXIT_FLAGGED if flagged else EXIT_CLEAN
+
+
+def _page_name(folder: Path, image: Path, written: set[Path]) -> Path:
+    """`<folder>/<image name>.html`, numbered when two images share a name."""
+    page = folder / f"{image.name}.html"
+    number = 1
+    while page in written:
+        number += 1
+        page = folder / f"{image.name}-{number}.html"
+    written.add(page)
+    return page
 
 
 def _open_store(url: str | None):
