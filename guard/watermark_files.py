@@ -11,7 +11,7 @@ from typing import Any
 
 from PIL import Image
 
-from guard.errors import GuardError, ImageError
+from guard.errors import GuardError
 from guard.files import write_atomic
 from guard.images import load_image
 from guard.provenance import watermark
@@ -114,6 +114,16 @@ def embed_file(
     return Embedded(output=output, scheme=codec.name, payload=payload, readable=readable)
 
 
+def resolve_schemes(schemes: Sequence[str] | None = None, *, expect: bytes | None = None) -> list[Any]:
+    """The named schemes (default: the ones the verifier tries), checked before any file is read."""
+    codecs = [watermark.get_scheme(name) for name in (tuple(schemes) if schemes else watermark.KNOWN_SCHEMES)]
+    if expect is not None and not any(hasattr(codec, "decode_expecting") for codec in codecs):
+        raise GuardError(
+            "--expect applies to schemes with an arbitrary payload and no detection of their own: add --scheme rivaGan."
+        )
+    return codecs
+
+
 def decode_image(
     image: Image.Image, schemes: Sequence[str] | None = None, *, expect: bytes | None = None
 ) -> list[WatermarkResult]:
@@ -121,12 +131,10 @@ def decode_image(
 
     With `expect`, schemes that can only test a given payload (rivaGan) test that one.
     """
-    names = tuple(schemes) if schemes else watermark.KNOWN_SCHEMES
-    codecs = [watermark.get_scheme(name) for name in names]
-    if expect is not None and not any(hasattr(codec, "decode_expecting") for codec in codecs):
-        raise GuardError(
-            "--expect applies to schemes with an arbitrary payload and no detection of their own: add --scheme rivaGan."
-        )
+    return _read(image, resolve_schemes(schemes, expect=expect), expect)
+
+
+def _read(image: Image.Image, codecs: list[Any], expect: bytes | None) -> list[WatermarkResult]:
     rgb = image.convert("RGB")
     return [
         codec.decode_expecting(rgb, expect)
@@ -153,11 +161,11 @@ def decode_record(path: str | os.PathLike, results: list[WatermarkResult]) -> di
 def decode_files(
     paths: Iterable[str | os.PathLike], schemes: Sequence[str] | None = None, *, expect: bytes | None = None
 ) -> Iterable[dict[str, Any]]:
-    """One record per file, in order; an unreadable file gives `{"path", "error"}` and the others go on."""
+    """One record per file, in order; a file that cannot be read (or that a scheme refuses) gives
+    `{"path", "error"}` and the others go on. Unknown scheme names fail before any file is read."""
+    codecs = resolve_schemes(schemes, expect=expect)
     for path in paths:
         try:
-            image = load_image(path)
-        except ImageError as exc:
+            yield decode_record(path, _read(load_image(path), codecs, expect))
+        except GuardError as exc:
             yield {"path": str(path), "error": str(exc)}
-            continue
-        yield decode_record(path, decode_image(image, schemes, expect=expect))

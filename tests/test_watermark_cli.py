@@ -151,3 +151,9 @@ def test_embed_warns_when_the_mark_does_not_read_back(tmp_path):
     assert result.exit_code == 0
     assert json.loads(result.stdout)["readable"] is False
     assert "warning: the sd-v2 mark does not read back" in result.stderr
+
+
+def test_decode_an_unknown_scheme_fails_before_reading_any_file(photo):
+    result = run("decode", str(photo), "--scheme", "nope", "--json")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: Unknown watermark scheme 'nope'")
