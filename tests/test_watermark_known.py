@@ -119,8 +119,8 @@ def test_decoder_bits_equal_invisible_watermark_on_float_pixels_and_noise():
 
 def test_votes_count_every_block():
     votes = decode_votes(bgr(square(PHOTOS["coffee"], 512)), 48)
-    assert votes.blocks.sum() == (256 // 4) ** 2
-    assert ((votes.margins >= 0) & (votes.margins <= 1)).all()
+    assert votes.blocks.sum() == (256 // 4) ** 2  # a 512x512 image: cA is 256x256, 64x64 blocks
+    assert (votes.ones <= votes.blocks).all() and votes.blocks.min() >= (64 * 64) // 48
 
 
 # --- the calibrated threshold --------------------------------------------------------------------------------

@@ -50,13 +50,6 @@ class DwtDctVotes:
         with np.errstate(invalid="ignore", divide="ignore"):
             return (self.ones / self.blocks) * 255 > 127
 
-    @property
-    def margins(self) -> np.ndarray:
-        """How decisively each bit's blocks agreed: |fraction of ones - 1/2| * 2, in [0, 1] (0 with no blocks)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fraction = np.where(self.blocks > 0, self.ones / np.maximum(self.blocks, 1), 0.5)
-        return np.abs(fraction - 0.5) * 2
-
 
 def bgr_array(image: Image.Image) -> np.ndarray:
     """An RGB PIL image as the contiguous uint8 BGR array OpenCV-based decoders take."""
