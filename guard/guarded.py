@@ -98,6 +98,7 @@ def guarded_generate(
     protector: Callable[[], Any],
     output_dir: str | Path,
     model_id: str,
+    model_version: str | None = None,
     detectors: Any = None,
     init_ingredient: Ingredient | None = None,
     output_format: str = "jpg",
@@ -147,6 +148,8 @@ def guarded_generate(
     for index, (image, seed, assessment) in enumerate(zip(generated.images, generated.seeds, assessments, strict=True)):
         decision = combined(prompt_decision, assessment)
         settings = {"model": model_id, "seed": seed, **generated.settings}
+        if model_version:
+            settings["model_version"] = model_version
         record = _generated(index, request_id, prompt_decision, decision, assessment, settings, timings)
         records.append(record)
         folder = {"allow": output_dir, "blur": output_dir, "review": review_dir}.get(record.decision)
@@ -234,6 +237,7 @@ class Guard:
         dtype: str | None = None,
         low_memory: bool = False,
         local_files_only: bool | None = None,
+        revision: str | None = None,
         output_format: str = "jpg",
     ) -> None:
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
@@ -241,7 +245,13 @@ class Guard:
         self.output_format = output_format
         self._protector = protector
         self._owns_protector = protector is None
-        self._load = {"device": device, "dtype": dtype, "low_memory": low_memory, "local_files_only": local_files_only}
+        self._load = {
+            "device": device,
+            "dtype": dtype,
+            "low_memory": low_memory,
+            "local_files_only": local_files_only,
+            "revision": revision,
+        }
         self._pipes: dict[tuple[str, str], Any] = {}
 
     def generate(
@@ -283,6 +293,7 @@ class Guard:
             protector=self._signer,
             output_dir=output_dir,
             model_id=model_name(model),
+            model_version=self._load["revision"] if isinstance(model, str | Path) else None,
             detectors=self.detectors,
             init_ingredient=init_ingredient(init_image) if init_image is not None else None,
             output_format=self.output_format,

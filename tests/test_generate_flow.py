@@ -311,7 +311,7 @@ def test_too_small_for_the_watermark_is_refused_before_generating(home, tmp_path
 def test_cli_generates_verifiable_images_and_json_lines(tiny_model, cli_env, tmp_path):
     out = tmp_path / "out"
     argv = ["generate", "a red bicycle", "--model", str(tiny_model), "-o", str(out), "--seed", "42"]
-    argv += ["--steps", str(STEPS), "--num-images", "2", "--device", "cpu", "--json"]
+    argv += ["--steps", str(STEPS), "--num-images", "2", "--device", "cpu", "--revision", "v1", "--json"]
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -330,7 +330,8 @@ def test_cli_generates_verifiable_images_and_json_lines(tiny_model, cli_env, tmp
         assert report["c2pa"]["digital_source_type"] == IPTC + "trainedAlgorithmicMedia"
         ours = next(w for w in report["watermarks"] if w["scheme"] == line["watermark"]["scheme"])
         assert ours["detected"] and ours["payload"] == line["watermark"]["payload"]
-        assert read_manifest(output).assertion(GENERATION_LABEL)["model"] == str(tiny_model)
+        generation = read_manifest(output).assertion(GENERATION_LABEL)
+        assert (generation["model"], generation["model_version"]) == (str(tiny_model), "v1")
     assert sorted(_files(out)) == sorted(Path(line["output"]) for line in lines)
 
 

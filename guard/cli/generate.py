@@ -12,6 +12,7 @@ from guard.cli.common import emit_json, exit_code_for, json_option, policy_optio
 @click.option(
     "--model", required=True, metavar="ID|PATH", help="Hub id (e.g. stabilityai/sd-turbo) or pipeline folder."
 )
+@click.option("--revision", default=None, help="Hub branch, tag or commit of the model (recorded as its version).")
 @click.option(
     "-o", "--output-dir", required=True, type=click.Path(file_okay=False), help="Folder for the delivered images."
 )
@@ -51,6 +52,7 @@ def generate(
     ctx: click.Context,
     prompt_words: tuple[str, ...],
     model: str,
+    revision: str | None,
     output_dir: str,
     review_dir: str | None,
     negative_prompt: str | None,
@@ -89,6 +91,7 @@ def generate(
             dtype=dtype,
             low_memory=low_memory,
             local_files_only=True if offline else None,
+            revision=revision,
             output_format=output_format,
         ) as guard,
         _StepProgress() as progress,
