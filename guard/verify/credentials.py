@@ -1,9 +1,10 @@
 """C2PA evidence: a file's Content Credentials (or a recovered manifest store) as the report shows them.
 
-c2pa-python validates (through `guard.provenance.credentials.read_manifest`); this module only reads the result:
-validation state and every failure (active manifest and ingredients) in plain words, the signer's certificate,
-claim generator, signing time, actions, the ingredient history as a tree, training/mining permissions, the
-rubric signals, and whether the signer is a conforming product.
+c2pa-python validates (one Reader per file; what it refuses is explained by
+`guard.provenance.credentials.read_manifest`); this module only reads the result: validation state and every
+failure (active manifest and ingredients) in plain words, the signer's certificate, claim generator, signing
+time, actions, the ingredient history as a tree, training/mining permissions, CAWG identities, the claim
+thumbnail, the rubric signals and integrity levels, and whether the signer is a conforming product.
 """
 
 from __future__ import annotations
