@@ -2,7 +2,11 @@
 
 Every run goes through the real guarded flow (`guard.guarded.Guard.generate`) with the default policy and its
 real detectors (NudeNet on CPU; the optional CLIP and synthetic detectors only where their weights are
-present). The reference is the generation itself: the diffusers pipeline call, timed inside the same run.
+present). The references, timed in the same run: the generation itself (the diffusers pipeline call), and
+what diffusers' own safety checker would cost per image instead of our scan: `StableDiffusionSafetyChecker`
+with its real architecture (CLIP ViT-L/14 vision tower at 224x224, the config of
+CompVis/stable-diffusion-safety-checker) and random weights, since nothing is downloaded; its cost does
+not depend on the weights.
 Without `--model`, the tiny random Stable Diffusion pipeline (`generation.tiny`) makes 512x512 images on
 the CPU, so generation time here says nothing about a real model; the guard stages do not depend on it.
 With `--model` (hub id or folder) and `--device cuda`, the same table for a real model on a GPU.
@@ -72,6 +76,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: one core)")
     parser.add_argument("--format", default="jpg", choices=("jpg", "png", "webp"), help="delivered file format")
+    parser.add_argument("--no-safety-checker", action="store_true", help="skip the safety-checker reference")
     args = parser.parse_args()
 
     import torch
@@ -109,6 +114,7 @@ def main() -> int:
         wall.setdefault(stage, []).append(clock.wall / n)
         cpu.setdefault(stage, []).append(clock.cpu / n)
 
+    safety_checker = None if args.no_safety_checker else diffusers_safety_checker()
     decisions: list[str] = []
     for run in range(args.runs + 1):  # run 0 warms up (model load, detector load, caches)
         with Clock() as reference:
@@ -129,6 +135,9 @@ def main() -> int:
         with Clock() as blur_clock:
             for image in images:
                 blur(image)
+        if safety_checker is not None:
+            with Clock() as checker_clock:
+                safety_checker(images)
         if run == 0:
             continue
         note("generation (diffusers pipeline call alone)", reference)
@@ -138,6 +147,8 @@ def main() -> int:
         note("guard overhead inside the flow (request - generation)", overhead)
         note("prompt check (policy)", prompt_clock)
         note("scan (detectors + image decision, one batch)", scan_clock)
+        if safety_checker is not None:
+            note("reference: diffusers' safety checker instead of our scan (CLIP ViT-L/14)", checker_clock)
         embed = _sum(scheme.calls)
         add = _sum(store.calls)
         rest = Clock()
@@ -176,6 +187,37 @@ def main() -> int:
     )
     store.close()
     return 0
+
+
+def diffusers_safety_checker():
+    """A callable running diffusers' safety checker on PIL images the way StableDiffusionPipeline does
+    (feature extractor, then the checker), with the real architecture and random weights."""
+    import numpy as np
+    import torch
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    config = CLIPConfig(
+        vision_config={
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "patch_size": 14,
+            "image_size": 224,
+        },
+        projection_dim=768,
+    )
+    checker = StableDiffusionSafetyChecker(config).eval()
+    extractor = CLIPImageProcessor(crop_size=224, size={"shortest_edge": 224})
+
+    def run(images: list[Any]) -> Any:
+        with torch.no_grad():
+            clip_input = extractor(images, return_tensors="pt").pixel_values
+            arrays = np.stack([np.asarray(image, dtype=np.float32) / 255 for image in images])
+            return checker(clip_input=clip_input, images=arrays)
+
+    return run
 
 
 def _sum(clocks: list[Clock]) -> Clock:
