@@ -44,7 +44,8 @@ class ClipConceptDetector(LazyDetector):
 
     `model` and `pretrained` name the CLIP model (default ViT-L-14 / openai; `GUARD_CLIP_MODEL` and
     `GUARD_CLIP_PRETRAINED` override them, since where weights live is the machine's business, not the
-    policy's); see `detectors.openclip` for what they may be. Weights are never downloaded.
+    policy's); see `detectors.openclip` for what they may be. Weights are never downloaded. `device`: where
+    CLIP runs (`cpu`, `cuda`, `cuda:1`, ...).
     """
 
     name = "clip_concepts"
@@ -58,6 +59,7 @@ class ClipConceptDetector(LazyDetector):
         center: float = DEFAULT_CENTER,
         scale: float = DEFAULT_SCALE,
         batch_size: int = 16,
+        device: str = "cpu",
     ) -> None:
         super().__init__()
         from guard.errors import ConfigError
@@ -70,6 +72,7 @@ class ClipConceptDetector(LazyDetector):
         self.center = float(center)
         self.scale = float(scale)
         self.batch_size = max(1, int(batch_size))
+        self.device = str(device)
         self._clip: LoadedClip | None = None
         self._text: Any = None
         self._owner: list[str] = []
@@ -79,14 +82,15 @@ class ClipConceptDetector(LazyDetector):
         return tuple(self.concepts)
 
     def _load(self) -> None:
-        clip = load_clip(self.model_name, self.pretrained, f"detectors.{self.name}.pretrained (or {ENV_PRETRAINED})")
+        setting = f"detectors.{self.name}.pretrained (or {ENV_PRETRAINED})"
+        clip = load_clip(self.model_name, self.pretrained, setting, self.device)
         import torch
 
         texts = [text for texts in self.concepts.values() for text in texts]
         self._owner = [label for label, texts in self.concepts.items() for _ in texts]
         try:
             with torch.inference_mode():
-                embeddings = clip.model.encode_text(clip.tokenizer(texts))
+                embeddings = clip.model.encode_text(clip.tokenizer(texts).to(clip.device))
         except Exception as exc:  # a tokenizer/model mismatch in a user-supplied folder
             raise DetectorUnavailable(f"CLIP model {self.model_name} cannot encode the concepts ({exc}).") from None
         self._text = torch.nn.functional.normalize(embeddings.float(), dim=-1)
@@ -100,10 +104,10 @@ class ClipConceptDetector(LazyDetector):
         out: list[dict[str, float]] = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
-            pixels = torch.stack([self._clip.preprocess(image) for image in chunk])
+            pixels = torch.stack([self._clip.preprocess(image) for image in chunk]).to(self._clip.device)
             with torch.inference_mode():
                 features = torch.nn.functional.normalize(self._clip.model.encode_image(pixels).float(), dim=-1)
-            cosine = (features @ self._text.T).tolist()
+            cosine = (features @ self._text.T).cpu().tolist()
             for row in cosine:
                 best: dict[str, float] = {}
                 for label, value in zip(self._owner, row, strict=True):

@@ -56,6 +56,7 @@ class LoadedClip:
     preprocess: Any
     tokenizer: Any
     source: ClipSource
+    device: str = "cpu"
 
     @property
     def image_size(self) -> int:
@@ -216,20 +217,35 @@ def resolve(model: str, pretrained: str | None, setting: str) -> ClipSource:
     )
 
 
-_LOADED: dict[ClipSource, LoadedClip] = {}
+_LOADED: dict[tuple[ClipSource, str], LoadedClip] = {}
 _LOCK = threading.Lock()
 
 
-def load_clip(model: str, pretrained: str | None, setting: str) -> LoadedClip:
-    """The CLIP model for `model`/`pretrained`, loaded once per process from local files only."""
+def load_clip(model: str, pretrained: str | None, setting: str, device: str = "cpu") -> LoadedClip:
+    """The CLIP model for `model`/`pretrained` on `device`, loaded once per process from local files only."""
     source = resolve(model, pretrained, setting)
     with _LOCK:
-        if source not in _LOADED:
-            _LOADED[source] = _create(source, model)
-        return _LOADED[source]
+        if (source, device) not in _LOADED:
+            _LOADED[source, device] = _create(source, model, _check_device(device, setting))
+        return _LOADED[source, device]
 
 
-def _create(source: ClipSource, model: str) -> LoadedClip:
+def _check_device(device: str, setting: str) -> str:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        raise DetectorUnavailable(f"device {device!r} is not a torch device ({exc}).") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        where = setting.split(".pretrained")[0]
+        raise DetectorUnavailable(
+            f"device {device!r} was asked for but no CUDA GPU is available; set {where}.device: cpu."
+        )
+    return device
+
+
+def _create(source: ClipSource, model: str, device: str) -> LoadedClip:
     import open_clip
 
     kwargs: dict[str, Any] = {"pretrained": source.checkpoint} if source.checkpoint else {}
@@ -238,9 +254,9 @@ def _create(source: ClipSource, model: str) -> LoadedClip:
     if source.preprocess:
         kwargs["force_preprocess_cfg"] = dict(source.preprocess)
     try:
-        clip, _, preprocess = open_clip.create_model_and_transforms(source.model_name, **kwargs)
+        clip, _, preprocess = open_clip.create_model_and_transforms(source.model_name, device=device, **kwargs)
         tokenizer = open_clip.get_tokenizer(source.model_name)
     except Exception as exc:  # open_clip raises RuntimeError/ValueError/OSError for unreadable weights
         raise DetectorUnavailable(f"CLIP model {model} could not be loaded from local files ({exc}).") from None
     clip.eval()
-    return LoadedClip(model=clip, preprocess=preprocess, tokenizer=tokenizer, source=source)
+    return LoadedClip(model=clip, preprocess=preprocess, tokenizer=tokenizer, source=source, device=device)

@@ -90,8 +90,9 @@ class SyntheticImageDetector(LazyDetector):
     """The probability that an image is AI-generated (label `synthetic`), UnivFD-style.
 
     `weights`: the probe file; `model`/`pretrained`: the frozen CLIP (default ViT-L-14 / openai, as in the
-    paper), loaded from local files only. `GUARD_SYNTHETIC_WEIGHTS`, `GUARD_SYNTHETIC_CLIP_MODEL` and
-    `GUARD_SYNTHETIC_CLIP_PRETRAINED` override them (file locations belong to the machine).
+    paper), loaded from local files only; `device`: where it runs (`cpu`, `cuda`, ...).
+    `GUARD_SYNTHETIC_WEIGHTS`, `GUARD_SYNTHETIC_CLIP_MODEL` and `GUARD_SYNTHETIC_CLIP_PRETRAINED` override
+    them (file locations belong to the machine).
     """
 
     name = "synthetic"
@@ -103,12 +104,14 @@ class SyntheticImageDetector(LazyDetector):
         model: str | None = None,
         pretrained: str | None = None,
         batch_size: int = 16,
+        device: str = "cpu",
     ) -> None:
         super().__init__()
         self.weights = os.environ.get(ENV_WEIGHTS) or weights or None
         self.model_name = os.environ.get(ENV_MODEL) or model or "ViT-L-14"
         self.pretrained = os.environ.get(ENV_PRETRAINED) or pretrained or "openai"
         self.batch_size = max(1, int(batch_size))
+        self.device = str(device)
         self._clip: LoadedClip | None = None
         self._weight: Any = None
         self._bias: Any = None
@@ -129,8 +132,10 @@ class SyntheticImageDetector(LazyDetector):
                 f"the probe weights file {path} does not exist; set detectors.{self.name}.weights or {ENV_WEIGHTS} "
                 f"to the path of {PUBLISHED_WEIGHTS}."
             )
-        clip = load_clip(self.model_name, self.pretrained, f"detectors.{self.name}.pretrained (or {ENV_PRETRAINED})")
-        self._weight, self._bias = load_probe(path, clip.embed_dim)
+        setting = f"detectors.{self.name}.pretrained (or {ENV_PRETRAINED})"
+        clip = load_clip(self.model_name, self.pretrained, setting, self.device)
+        weight, bias = load_probe(path, clip.embed_dim)
+        self._weight, self._bias = weight.to(clip.device), bias.to(clip.device)
         self._clip = clip
 
     def logits(self, images: Sequence[Image.Image]) -> list[float]:
@@ -144,10 +149,10 @@ class SyntheticImageDetector(LazyDetector):
         out: list[float] = []
         for start in range(0, len(images), self.batch_size):
             crops = np.stack([center_crop(image, size) for image in images[start : start + self.batch_size]])
-            pixels = (torch.from_numpy(crops).permute(0, 3, 1, 2) - mean) / std
+            pixels = ((torch.from_numpy(crops).permute(0, 3, 1, 2) - mean) / std).to(self._clip.device)
             with torch.inference_mode():
                 features = self._clip.model.encode_image(pixels).float()
-                out.extend((features @ self._weight.T + self._bias).reshape(-1).tolist())
+                out.extend((features @ self._weight.T + self._bias).reshape(-1).cpu().tolist())
         return out
 
     def _analyze(self, images: list[Image.Image]) -> list[Detection]:

@@ -172,6 +172,18 @@ def test_local_dir_without_weights_is_unavailable(tmp_path):
     assert "no weights file" in detector.unavailable_reason
 
 
+def test_device_that_is_not_there_is_unavailable(tiny_dir, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    detector = ClipConceptDetector(concepts=CONCEPTS, model=f"local-dir:{tiny_dir}", device="cuda")
+    assert not detector.available()
+    assert (
+        "no CUDA GPU" in detector.unavailable_reason
+        and "detectors.clip_concepts.device: cpu" in detector.unavailable_reason
+    )
+    bogus = SyntheticImageDetector(weights=__file__, model=f"local-dir:{tiny_dir}", device="warp-drive")
+    assert not bogus.available() and "not a torch device" in bogus.unavailable_reason
+
+
 def test_concepts_are_required():
     with pytest.raises(ConfigError, match="concepts"):
         ClipConceptDetector(concepts={})
