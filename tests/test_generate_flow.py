@@ -290,6 +290,16 @@ def test_unwritable_output_folder_is_refused_before_generating(protector, tmp_pa
         guard.generate("a red bicycle", model=ModelMustNotRun(), output_dir=tmp_path / "taken" / "out")
 
 
+def test_low_memory_switches_slice_attention_without_changing_the_image(tiny_model, pipe):
+    low = load_pipeline(tiny_model, device="cpu", low_memory=True)
+    processors = {type(p).__name__ for p in low.unet.attn_processors.values()}
+    assert processors == {"SlicedAttnProcessor"}
+    assert low.vae.use_slicing
+    options = GenerationOptions("a red bicycle", seed=4, steps=STEPS)
+    sliced, plain = (np.asarray(generate(p, options).images[0]).astype(int) for p in (low, pipe))
+    assert np.abs(sliced - plain).max() <= 1
+
+
 class _SchemeWithMinimum:
     name = "declares-a-minimum"
     payload_bytes = 6
