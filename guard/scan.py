@@ -110,7 +110,7 @@ def assess_images(
             status[name] = {"status": "unavailable", "reason": reason}
             continue
         try:
-            results[name] = detector.analyze(rgb)
+            results[name] = _analyze(detector, rgb)
         except Exception as exc:  # a model failing at run time: report it and let the policy fail closed
             status[name] = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
             continue
@@ -129,6 +129,14 @@ def assess_images(
             )
         )
     return assessments
+
+
+def _analyze(detector: Detector, images: list[Image.Image]) -> list[Detection]:
+    """Scores and details; a detector with only `score` (no details) is accepted too."""
+    analyze = getattr(detector, "analyze", None)
+    if analyze is not None:
+        return analyze(images)
+    return [Detection(scores=dict(scores)) for scores in detector.score(images)]
 
 
 def _is_rgb(image: ImageSource) -> bool:

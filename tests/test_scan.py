@@ -153,6 +153,24 @@ def test_unavailable_optional_detector_is_reported_not_faked(default):
     assert any("no probe weights configured" in note for note in record["notes"])
 
 
+def test_a_detector_with_only_score_is_enough(default):
+    class ScoreOnly:
+        name = "nudenet"
+        labels = ("explicit_nudity", "suggestive")
+        unavailable_reason = None
+
+        def available(self):
+            return True
+
+        def score(self, images):
+            return [{"explicit_nudity": 0.7, "suggestive": 0.0} for _ in images]
+
+    (result,) = assess_images([Image.new("RGB", (8, 8))], default, {"nudenet": ScoreOnly()})
+    assert result.decision.decision == "block"
+    assert result.scores == {"nudenet": {"explicit_nudity": 0.7, "suggestive": 0.0}}
+    assert "details" not in result.to_dict()
+
+
 def test_unreadable_files_are_reported_and_the_scan_goes_on(tmp_path, default):
     Image.new("RGB", (40, 40), "gray").save(tmp_path / "a.png")
     (tmp_path / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
