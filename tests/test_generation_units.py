@@ -150,3 +150,47 @@ def test_options_a_pipeline_does_not_take_are_reported_not_passed():
     assert (generated.settings["width"], generated.settings["height"]) == (64, 48)
     assert generated.seeds == [5, 6]
     assert [g.initial_seed() for g in pipe.generators] == [5, 6]
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"), [(True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+)
+def test_auto_picks_cuda_then_mps_then_cpu_with_their_dtypes(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    choice = choose_device("auto")
+    assert choice.device == expected
+    assert choice.dtype_name == {"cuda": "float16", "mps": "float16", "cpu": "float32"}[expected]
+    assert choose_device("auto", "float32").dtype == torch.float32
+
+
+class _RecordingPipeline:
+    """Records how `place` sets a pipeline up."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.calls: list[tuple] = []
+        self.vae = SimpleNamespace(enable_slicing=lambda: self.calls.append(("vae_slicing",)))
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self.calls.append((name, *args, *kwargs.values()))
+
+
+@pytest.mark.parametrize(
+    ("device", "low_memory", "expected"),
+    [
+        ("cpu", False, [("to", "cpu")]),
+        ("cpu", True, [("enable_attention_slicing",), ("vae_slicing",), ("to", "cpu")]),
+        ("cuda", False, [("to", "cuda")]),
+        ("cuda", True, [("enable_attention_slicing",), ("vae_slicing",), ("enable_model_cpu_offload", "cuda")]),
+    ],
+)
+def test_placement_and_low_memory_switches(device, low_memory, expected):
+    from generation.devices import DeviceChoice
+    from generation.loading import place
+
+    pipe = _RecordingPipeline()
+    place(pipe, DeviceChoice(device, "float32" if device == "cpu" else "float16"), low_memory=low_memory)
+    assert pipe.calls[0][0] == "set_progress_bar_config"
+    assert pipe.calls[1:] == expected
