@@ -239,6 +239,10 @@ def test_cli_unreadable_file_exit_2_after_scanning_the_rest(tmp_path):
     bad, good = _lines(result.output)
     assert bad["path"].endswith("bad.png") and "not an image" in bad["error"]
     assert good["decision"] == "allow"
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "bad.png").rename(tmp_path / "sub" / "bad.png")
+    shallow = CliRunner().invoke(cli, ["scan", str(tmp_path), "--json", "--no-recursive"])
+    assert shallow.exit_code == 0 and [line["path"] for line in _lines(shallow.output)] == [str(tmp_path / "good.png")]
     human = CliRunner().invoke(cli, ["scan", str(tmp_path)])
     assert human.exit_code == 2 and "ERROR" in human.output and "error" in human.output
 

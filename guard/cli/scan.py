@@ -59,8 +59,11 @@ def _summary(counts: Counter, detectors: dict[str, dict[str, str]]) -> None:
 @policy_option
 @json_option
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1, 1024), help="Images per batch.")
+@click.option("--recursive/--no-recursive", default=True, show_default=True, help="Search folders' subfolders too.")
 @click.pass_context
-def scan(ctx: click.Context, paths: tuple[Path, ...], policy_ref: str | None, as_json: bool, batch_size: int) -> None:
+def scan(
+    ctx: click.Context, paths: tuple[Path, ...], policy_ref: str | None, as_json: bool, batch_size: int, recursive: bool
+) -> None:
     """Score images (files, or folders searched recursively) and decide on each with the policy.
 
     Prints one line per image (with --json one JSON line: path, decision, scores, reasons, ...; or path and
@@ -75,7 +78,7 @@ def scan(ctx: click.Context, paths: tuple[Path, ...], policy_ref: str | None, as
 
     policy = load_policy(policy_ref)
     detectors = detectors_for(policy)
-    files = list(iter_image_files(paths))
+    files = list(iter_image_files(paths, recursive=recursive))
     if not files:
         raise GuardError(f"no image files found in {', '.join(str(p) for p in paths)}.")
     counts: Counter = Counter()
