@@ -111,6 +111,8 @@ def assess_images(
             continue
         try:
             results[name] = _analyze(detector, rgb)
+            if len(results[name]) != len(rgb):
+                raise RuntimeError(f"{len(results.pop(name))} results for {len(rgb)} images")
         except Exception as exc:  # a model failing at run time: report it and let the policy fail closed
             status[name] = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
             continue
@@ -139,8 +141,12 @@ def _analyze(detector: Detector, images: list[Image.Image]) -> list[Detection]:
     return [Detection(scores=dict(scores)) for scores in detector.score(images)]
 
 
+_ORIENTATION = 0x0112
+
+
 def _is_rgb(image: ImageSource) -> bool:
-    return isinstance(image, Image.Image) and image.mode == "RGB"
+    """An upright RGB image in memory, used as is (anything else goes through `load_image`)."""
+    return isinstance(image, Image.Image) and image.mode == "RGB" and image.getexif().get(_ORIENTATION, 1) == 1
 
 
 def _read(path: Path) -> Image.Image | str:

@@ -140,6 +140,44 @@ def test_unavailable_or_failing_required_detector_sends_to_review(default):
     assert failed.detectors["nudenet"] == {"status": "error", "reason": "RuntimeError: out of memory"}
 
 
+def test_a_detector_returning_too_few_results_is_an_error(default):
+    class Short(StubDetector):
+        def _analyze(self, images):
+            return super()._analyze(images)[:-1]
+
+    results = assess_images([Image.new("RGB", (8, 8))] * 2, default, {"nudenet": Short("nudenet", _red_is_nudity)})
+    assert [r.decision.decision for r in results] == ["review", "review"]
+    assert results[0].detectors["nudenet"] == {"status": "error", "reason": "RuntimeError: 1 results for 2 images"}
+
+
+def test_exif_orientation_of_images_in_memory_is_applied(default):
+    seen = []
+
+    def record(mean):
+        return {"explicit_nudity": 0.0, "suggestive": 0.0}
+
+    class Sizes(StubDetector):
+        def _analyze(self, images):
+            seen.extend(image.size for image in images)
+            return super()._analyze(images)
+
+    image = Image.new("RGB", (40, 20), "gray")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the upright image is 20 wide, 40 high
+    rotated = Image.open(_saved(image, exif))
+    assess_images([rotated, image], default, {"nudenet": Sizes("nudenet", record)})
+    assert seen == [(20, 40), (40, 20)]
+
+
+def _saved(image, exif):
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif)
+    buffer.seek(0)
+    return buffer
+
+
 def test_unavailable_optional_detector_is_reported_not_faked(default):
     detectors = {
         "nudenet": StubDetector("nudenet", _red_is_nudity),
