@@ -285,6 +285,19 @@ def test_cli_unreadable_file_exit_2_after_scanning_the_rest(tmp_path):
     assert human.exit_code == 2 and "ERROR" in human.output and "error" in human.output
 
 
+def test_cli_progress_bar_for_folders_on_a_terminal(tmp_path, monkeypatch):
+    import guard.cli.scan
+
+    monkeypatch.setattr(guard.cli.scan, "_stderr_is_terminal", lambda: True)
+    for index in range(3):
+        Image.new("RGB", (32, 32), (index * 80, 90, 90)).save(tmp_path / f"{index}.png")
+    result = CliRunner().invoke(cli, ["scan", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ALLOW") == 3 and "scan summary" in result.output
+    quiet = CliRunner().invoke(cli, ["scan", str(tmp_path), "--json"])
+    assert len(_lines(quiet.output)) == 3
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

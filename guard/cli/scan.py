@@ -84,7 +84,7 @@ def scan(
     counts: Counter = Counter()
     statuses: dict[str, dict[str, str]] = {}
     results = scan_paths(paths, policy, detectors, batch_size=batch_size, files=files)
-    show_progress = not as_json and sys.stderr.isatty() and any(p.is_dir() for p in paths)
+    show_progress = not as_json and _stderr_is_terminal() and any(p.is_dir() for p in paths)
     progress = _progress() if show_progress else None
     task = progress.add_task("scanning", total=len(files)) if progress else None
     try:
@@ -110,6 +110,10 @@ def scan(
     if counts.get("error"):
         ctx.exit(EXIT_BAD_INPUT)
     ctx.exit(exit_code_for(key for key in counts if counts[key]))
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 def _progress():
