@@ -7,6 +7,7 @@ it — it is reported as such, never skipped silently and never faked.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -62,6 +63,7 @@ class LazyDetector:
     def __init__(self) -> None:
         self._loaded = False
         self._reason: str | None = None
+        self._load_lock = threading.Lock()
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -71,11 +73,14 @@ class LazyDetector:
         """Load the model now (otherwise it loads on first use). Never raises for a missing model."""
         if self._loaded:
             return
-        try:
-            self._load()
-        except DetectorUnavailable as exc:
-            self._reason = str(exc)
-        self._loaded = True
+        with self._load_lock:  # a server may score from several threads: load once
+            if self._loaded:
+                return
+            try:
+                self._load()
+            except DetectorUnavailable as exc:
+                self._reason = str(exc)
+            self._loaded = True
 
     @property
     def unavailable_reason(self) -> str | None:
