@@ -7,8 +7,10 @@ we do not decode (PDF, EPS, ... are never handed to a decoder).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -48,24 +50,33 @@ IMAGE_SUFFIXES = frozenset(
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image
 
 _heif_registered = False
+_heif_lock = threading.Lock()
 
 
 def _register_heif() -> None:
-    """Teach Pillow HEIC/HEIF (and AVIF on Pillow builds without it) through pillow-heif, once."""
+    """Teach Pillow HEIC/HEIF (and AVIF on Pillow builds without it) through pillow-heif, once.
+
+    Thread-safe: a second thread waits until the plugins are registered, so it never sees a half-filled
+    `Image.OPEN` (which would make a good WebP or HEIC look like "not an image").
+    """
     global _heif_registered
     if _heif_registered:
         return
-    _heif_registered = True
-    Image.init()  # load every Pillow plugin so that `formats=` can name MPO, AVIF, ...
-    try:
-        import pillow_heif
-    except ImportError:
-        return
-    pillow_heif.register_heif_opener()
-    from PIL import features
+    with _heif_lock:
+        if _heif_registered:
+            return
+        Image.init()  # load every Pillow plugin so that `formats=` can name MPO, AVIF, ...
+        try:
+            import pillow_heif
+        except ImportError:
+            pillow_heif = None
+        if pillow_heif is not None:
+            pillow_heif.register_heif_opener()
+            from PIL import features
 
-    if not features.check("avif") and hasattr(pillow_heif, "register_avif_opener"):
-        pillow_heif.register_avif_opener()
+            if not features.check("avif") and hasattr(pillow_heif, "register_avif_opener"):
+                pillow_heif.register_avif_opener()
+        _heif_registered = True
 
 
 def max_pixels_setting() -> int:
@@ -93,7 +104,8 @@ def load_image(source: ImageSource, *, max_pixels: int | None = None) -> Image.I
     name = describe(source)
     if isinstance(source, Image.Image):
         _check_pixels(name, source.size, cap)
-        return to_rgb(ImageOps.exif_transpose(source))
+        oriented = ImageOps.exif_transpose(source)  # a new image: the caller's is never modified
+        return oriented if oriented.mode == "RGB" else to_rgb(oriented)
     data = _read_bytes(source, name)
     image = _open(data, name)
     try:
@@ -102,11 +114,16 @@ def load_image(source: ImageSource, *, max_pixels: int | None = None) -> Image.I
             image.load()
         except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
             raise ImageError(f"{name}: the {image.format} data is truncated or corrupt ({exc}).") from None
-        try:
-            oriented = ImageOps.exif_transpose(image)
-        except Exception:  # a broken EXIF block must not make an otherwise good image unreadable
-            oriented = image
-        return to_rgb(oriented)
+        # A broken EXIF block must not make an otherwise good image unreadable.
+        with contextlib.suppress(Exception):
+            ImageOps.exif_transpose(image, in_place=True)
+    except BaseException:
+        image.close()
+        raise
+    if image.mode == "RGB":
+        return image  # decoded by us and not shared: handed over without a copy
+    try:
+        return to_rgb(image)
     finally:
         image.close()
 
