@@ -181,8 +181,8 @@ def measure(codecs: dict, images: list[tuple[str, Image.Image]], size: int, riva
                 matches = bits == payload
                 cell.accuracy.append(float(np.mean(matches)))
                 cell.exact.append(float(matches.all() and delivered is not False))
-        print(f"  {size}px {index + 1}/{len(images)} {name}", file=sys.stderr, flush=True)
-    return list(rows.values())
+        print(f"  {size}px {index + 1}/{len(images)} {name} {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
+    return [row for row in rows.values() if row.images]
 
 
 def unmarked_images(images: list[tuple[str, Image.Image]], count: int, seed: int) -> list[tuple[str, Image.Image]]:
@@ -379,7 +379,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="5 images, 512px only, 200 false-positive images")
     parser.add_argument("--images", type=int, default=None, help="number of photos (default: all)")
     parser.add_argument("--sizes", default="512,1024")
-    parser.add_argument("--riva-images", type=int, default=None, help="photos rivaGan runs on (default 4; quick 2)")
+    parser.add_argument(
+        "--riva-images", type=int, default=None, help="photos rivaGan runs on at 512 (default 3; quick 2)"
+    )
+    parser.add_argument("--riva-large", type=int, default=0, help="photos rivaGan runs on at larger sizes (default 0)")
+    parser.add_argument("--large-images", type=int, default=8, help="photos used at sizes above 512 (default 8)")
     parser.add_argument(
         "--fp", type=int, default=None, help="unwatermarked images for the false-positive run (default 2000)"
     )
@@ -394,7 +398,7 @@ def main() -> int:
     count = args.images or (5 if args.quick else len(images))
     images = images[:count]
     sizes = [512] if args.quick else [int(s) for s in args.sizes.split(",")]
-    riva_images = args.riva_images if args.riva_images is not None else (2 if args.quick else 4)
+    riva_images = args.riva_images if args.riva_images is not None else (2 if args.quick else 3)
     fp_count = args.fp if args.fp is not None else (200 if args.quick else 2000)
     wanted = args.schemes.split(",")
     codecs = {
@@ -407,10 +411,15 @@ def main() -> int:
 
     rows: list[Row] = []
     for size in sizes:
-        rows.extend(measure(codecs, images, size, riva_images, args.seed))
+        large = size > 512
+        chosen = images[: args.large_images] if large else images
+        rows.extend(measure(codecs, chosen, size, args.riva_large if large else riva_images, args.seed))
     fp = false_positive_run(photos(), fp_count, args.seed) if fp_count else None
 
-    print(f"\n{len(images)} photos; rivaGan on the first {riva_images}; one thread; medians of per-image times\n")
+    print(
+        f"\n{len(images)} photos at 512 (rivaGan on the first {riva_images}), {min(args.large_images, len(images))} "
+        f"above (rivaGan on {args.riva_large}); one thread; medians of per-image times\n"
+    )
     print(summary_table(rows))
     print("\nBit accuracy (mean over photos)\n")
     print(table(rows, "accuracy"))
