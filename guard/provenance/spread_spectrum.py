@@ -89,6 +89,8 @@ FALSE_POSITIVE_RATE = 1e-6
 """Upper bound on the probability that an unmarked image is reported as marked."""
 PRESELECTED = 16
 """Autocorrelation peaks ranked by how coherently the picture folds on their lattice (key-independent)."""
+REFINED = 2
+"""How many of the best-ranked geometries are refined (the rest are tested as found)."""
 CANDIDATES = 4
 """Tile geometries (scale and rotation) taken from the autocorrelation peaks; the untouched geometry (scale 1,
 no rotation: the image was at most resized as a whole) is always tested first, on top of these."""
@@ -143,8 +145,11 @@ class _Layout:
         sync[self.sync_rows, self.sync_cols] = self.sync_signs
         mask = np.zeros((TILE, TILE), np.float32)
         mask[self.sync_rows, self.sync_cols] = 1.0
-        self.sync_fft_conj = np.conj(np.fft.fft2(sync))
-        self.mask_fft_conj = np.conj(np.fft.fft2(mask))
+        half = TILE // 2 + 1  # real-input FFTs keep half the columns; the pulses are real and symmetric
+        self.pulse_rfft = self.pulse_fft[:, :half]
+        self.chroma_pulse_rfft = self.chroma_pulse_fft[:, :half]
+        self.sync_rfft_conj = np.conj(scipy.fft.rfft2(sync))
+        self.mask_rfft_conj = np.conj(scipy.fft.rfft2(mask))
 
     def targets(self, coded: np.ndarray) -> np.ndarray:
         """The +-1 each of the 32x32 chips should read (row-major chip order) for these coded bits."""
@@ -162,8 +167,8 @@ class _Layout:
 
     def matched(self, folded: np.ndarray, chroma: bool = False) -> np.ndarray:
         """The folded residual filtered with the chip pulse (the matched filter), scaled to unit RMS."""
-        pulse = self.chroma_pulse_fft if chroma else self.pulse_fft
-        filtered = np.real(np.fft.ifft2(np.fft.fft2(folded) * pulse)).astype(np.float32)
+        pulse = self.chroma_pulse_rfft if chroma else self.pulse_rfft
+        filtered = scipy.fft.irfft2(scipy.fft.rfft2(folded) * pulse, s=folded.shape).astype(np.float32)
         return filtered / (float(np.sqrt(np.mean(filtered * filtered))) + 1e-12)
 
 
@@ -240,6 +245,8 @@ class TiledSpreadSpectrum:
                 best = reading
             if best["false_positive_bound"] <= FALSE_POSITIVE_RATE:
                 break  # testing fewer hypotheses than the bound counts only lowers the false-positive rate
+        if "soft" in best:
+            self._read_message(best)  # too weak to count, but its bits are still reported (as `read`)
         detected = best["false_positive_bound"] <= FALSE_POSITIVE_RATE
         payload = best.pop("payload") if detected else None
         best.pop("payload", None)
@@ -255,34 +262,41 @@ class TiledSpreadSpectrum:
         best = -np.inf
         for weight in LUMA_WEIGHTS:
             candidate = weight * luma_folded + (1.0 - weight) * chroma_folded
-            correlation = np.real(np.fft.ifft2(np.fft.fft2(candidate) * layout.sync_fft_conj))
-            energy = np.real(np.fft.ifft2(np.fft.fft2(candidate * candidate) * layout.mask_fft_conj))
+            correlation = scipy.fft.irfft2(scipy.fft.rfft2(candidate) * layout.sync_rfft_conj, s=candidate.shape)
+            energy = scipy.fft.irfft2(scipy.fft.rfft2(candidate * candidate) * layout.mask_rfft_conj, s=candidate.shape)
             z_map = correlation / np.sqrt(np.maximum(energy, 1e-12))
             peak = np.unravel_index(int(np.argmax(z_map)), z_map.shape)
             if z_map[peak] > best:
                 best, filtered, (dy, dx), luma_weight = float(z_map[peak]), candidate, peak, weight
-        z = best
         chips = filtered[(layout.message_rows + dy) % TILE, (layout.message_cols + dx) % TILE] * layout.message_signs
-        soft = np.bincount(layout.message_bit, weights=chips, minlength=CODED_BITS)
+        reading = {
+            "z": round(best, 3),
+            "threshold": round(THRESHOLD, 3),
+            "false_positive_bound": false_positive_bound(best),
+            "scale": round(scale, 4),
+            "rotation": round(angle, 3),
+            "offset": [int(dx), int(dy)],
+            "luma_weight": luma_weight,
+            "soft": np.bincount(layout.message_bit, weights=chips, minlength=CODED_BITS),
+        }
+        if best >= THRESHOLD_WITH_MESSAGE:  # below it the message cannot change the decision: decode later
+            self._read_message(reading)
+        return reading
+
+    @staticmethod
+    def _read_message(reading: dict[str, Any]) -> None:
+        """Viterbi-decode the reading's soft values; check version and CRC; update its bound and payload."""
+        soft = reading.pop("soft")
         bits = convolutional.viterbi_decode(soft / (float(np.std(soft)) + 1e-12), INFO_BITS)
         body, crc = bits[:-8], bits[-8:]
         version = int(np.packbits(np.concatenate([np.zeros(8 - VERSION_BITS, np.uint8), body[:VERSION_BITS]]))[0])
         read = bytes(np.packbits(body[VERSION_BITS:]))
         crc_ok = bool(np.array_equal(convolutional.crc8(body), crc))
         valid = crc_ok and version == VERSION
-        return {
-            "z": round(z, 3),
-            "threshold": round(THRESHOLD_WITH_MESSAGE if valid else THRESHOLD, 3),
-            "false_positive_bound": false_positive_bound(z, valid),
-            "crc_ok": crc_ok,
-            "version": version if crc_ok else None,
-            "read": read.hex(),
-            "scale": round(scale, 4),
-            "rotation": round(angle, 3),
-            "offset": [int(dx), int(dy)],
-            "luma_weight": luma_weight,
-            "payload": read if valid else None,
-        }
+        reading["false_positive_bound"] = false_positive_bound(reading["z"], valid)
+        reading["threshold"] = round(THRESHOLD_WITH_MESSAGE if valid else THRESHOLD, 3)
+        reading.update(crc_ok=crc_ok, version=version if crc_ok else None, read=read.hex())
+        reading["payload"] = read if valid else None
 
     def _absent(self, details: dict[str, Any]) -> WatermarkResult:
         return WatermarkResult(self.name, False, None, 0.0, {"threshold": round(THRESHOLD, 3), **details})
@@ -353,13 +367,13 @@ def _geometry_candidates(residual: np.ndarray) -> list[tuple[float, float]]:
     # the autocorrelation looks one period away; folding checks every period at once: rank and refine by it
     half = cv2.resize(residual, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
     ranked = sorted(found, key=lambda geometry: -_periodicity(half, *geometry))[:CANDIDATES]
-    return [_refine_geometry(half, scale, angle) for scale, angle in ranked]
+    return [_refine_geometry(half, *geometry) for geometry in ranked[:REFINED]] + ranked[REFINED:]
 
 
 def _refine_geometry(half: np.ndarray, scale: float, angle: float) -> tuple[float, float]:
     """Move scale and rotation, on a grid and then a finer one, to where the (half-resolution) residual folds
     most coherently; the two are searched together because an error in one shifts the best value of the other."""
-    for scale_step, scale_reach, angle_step, angle_reach in ((0.003, 2, 0.3, 3), (0.001, 1, 0.1, 1)):
+    for scale_step, scale_reach, angle_step, angle_reach in ((0.003, 1, 0.3, 3), (0.001, 1, 0.1, 1)):
         grid = [
             (scale * (1 + i * scale_step), angle + j * angle_step)
             for i in range(-scale_reach, scale_reach + 1)
