@@ -200,6 +200,8 @@ class TiledSpreadSpectrum:
     name = "guard"
     payload_bytes = PAYLOAD_BYTES
     threshold = THRESHOLD
+    min_side = MIN_SIDE
+    """`embed` refuses images whose shorter side is smaller (callers check before spending time on them)."""
 
     def __init__(self, key: bytes = KEY) -> None:
         self._layout = _Layout(key)

@@ -1,8 +1,9 @@
 """Invisible watermarks: one interface for our scheme and the known schemes the verifier reads.
 
 A scheme has a `name`, a `payload_bytes` size, `decode(image) -> WatermarkResult` and, where we can embed
-it, `embed(image, payload) -> image`. Schemes are registered by name and imported on first use, so reading
-a prompt never loads a watermark codec.
+it, `embed(image, payload) -> image` (a scheme with a size floor says so as `min_side`, the shortest side
+`embed` accepts, so callers can refuse before spending time). Schemes are registered by name and imported
+on first use, so reading a prompt never loads a watermark codec.
 
 `WatermarkResult.detected` is a calibrated call: each decoder documents the false-positive rate per image
 its threshold gives. `payload` is what the decoder read (None when nothing was detected and the bits are
