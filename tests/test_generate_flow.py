@@ -318,6 +318,12 @@ def test_too_small_for_the_watermark_is_refused_before_generating(home, tmp_path
             guard.generate("a red bicycle", model=_FakeSD(), output_dir=tmp_path, width=64, height=64)
 
 
+def test_the_default_watermark_floor_is_checked_before_generating(protector, tmp_path):
+    guard = Guard("default", detectors={"nudenet": StubNudeNet()}, protector=protector)
+    with pytest.raises(GuardError, match="too small for the guard watermark; generate at least 128x128"):
+        guard.generate("a red bicycle", model=_FakeSD(), output_dir=tmp_path, width=96, height=96)
+
+
 def test_cli_generates_verifiable_images_and_json_lines(tiny_model, cli_env, tmp_path):
     out = tmp_path / "out"
     argv = ["generate", "a red bicycle", "--model", str(tiny_model), "-o", str(out), "--seed", "42"]
