@@ -301,3 +301,15 @@ def test_rivagan_through_the_cli_needs_the_payload_to_decide(riva_marked):
     record = json.loads(expecting.stdout)
     assert record["detected"] is True and record["payload"] == RIVA_PAYLOAD.hex()
     assert record["watermarks"][0]["false_positive_bound"] <= 1e-6
+
+
+def test_decoders_reading_one_image_share_the_block_votes_and_read_the_same(monkeypatch):
+    image = sd_put_watermark(square(PHOTOS["coffee"], 512), b"StableDiffusionV1")
+    alone = {name: get_scheme(name).decode(image).to_dict() for name in ("sd-v1", "sd-v2", "sdxl")}
+    calls = []
+    real = known_marks._block_votes
+    monkeypatch.setattr(known_marks, "_block_votes", lambda img, domain: calls.append(domain) or real(img, domain))
+    together = {r.scheme: r.to_dict() for r in decode_all(image, ("sd-v1", "sd-v2", "sdxl"))}
+    assert together == alone
+    assert together["sd-v1"]["detected"] is True
+    assert sorted(calls) == ["float", "uint8"], "each pixel domain's votes are computed once for all three"

@@ -63,15 +63,19 @@ def decode_votes(pixels: np.ndarray, length: int, *, order: str = "BGR") -> DwtD
     pixels (checked over all 2^24 colours), but not on float pixels, which must come as BGR. The caller checks
     `MIN_PIXELS` (invisible-watermark raises below it; we let callers decide).
     """
+    return tally(block_votes(pixels, order=order), length)
+
+
+def block_votes(pixels: np.ndarray, *, order: str = "BGR") -> np.ndarray:
+    """Each 4x4 block's vote (bool, row-major): the costly part of decoding, the same for every message length,
+    so decoders of several messages can share it."""
     import cv2
 
-    if length <= 0:
-        raise ValueError("length must be positive")
     if order not in ("BGR", "RGB") or (order == "RGB" and pixels.dtype != np.uint8):
         raise ValueError("pixels must be BGR, or RGB uint8")
     rows, cols = pixels.shape[:2]
     if rows < 2 * BLOCK or cols < 2 * BLOCK:  # no 4x4 block of cA fits: no bit gets a vote
-        return DwtDctVotes(ones=np.zeros(length), blocks=np.zeros(length, dtype=np.int64))
+        return np.zeros(0, dtype=bool)
     # Colour conversion is per pixel, so cropping first gives the same U values as converting the whole image.
     cropped = pixels[: rows // BLOCK * BLOCK, : cols // BLOCK * BLOCK]
     u = cv2.cvtColor(cropped, cv2.COLOR_BGR2YUV if order == "BGR" else cv2.COLOR_RGB2YUV)[:, :, 1]
@@ -85,7 +89,13 @@ def decode_votes(pixels: np.ndarray, length: int, *, order: str = "BGR") -> DwtD
     )
     magnitudes = np.abs(blocks[:, 1:])
     strongest = magnitudes[np.arange(len(magnitudes)), magnitudes.argmax(axis=1)]
-    votes = np.remainder(strongest, SCALE) > 0.5 * SCALE
+    return np.remainder(strongest, SCALE) > 0.5 * SCALE
+
+
+def tally(votes: np.ndarray, length: int) -> DwtDctVotes:
+    """Per-bit vote counts of a `length`-bit message: block `n` votes for bit `n % length`."""
+    if length <= 0:
+        raise ValueError("length must be positive")
     bit_index = np.arange(len(votes)) % length
     ones = np.bincount(bit_index, weights=votes, minlength=length)
     counts = np.bincount(bit_index, minlength=length)

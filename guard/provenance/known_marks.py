@@ -33,8 +33,8 @@ import numpy as np
 from PIL import Image
 
 from guard.errors import GuardError
-from guard.provenance.dwtdct import MIN_PIXELS, bgr_array, decode_votes
-from guard.provenance.watermark import WatermarkResult
+from guard.provenance.dwtdct import MIN_PIXELS, bgr_array, block_votes, tally
+from guard.provenance.watermark import WatermarkResult, shared
 
 FALSE_POSITIVE_RATE = 1e-6
 """Largest chance per image and scheme that a decoder reports a mark in an image without one."""
@@ -76,6 +76,14 @@ def threshold_bits(message: np.ndarray, rate: float = FALSE_POSITIVE_RATE) -> in
     """The smallest number of matching bits whose worst-case chance without the mark is at most `rate`."""
     tails = worst_case_tails(message)
     return int(np.argmax(tails <= rate))
+
+
+def _block_votes(image: Image.Image, domain: str) -> np.ndarray:
+    """dwtDct block votes of an RGB image read as uint8 pixels, or as the float BGR pixels diffusers hands over."""
+    rgb = np.asarray(image.convert("RGB"))
+    if domain == "float":
+        return block_votes(rgb[:, :, ::-1].astype(np.float32), order="BGR")
+    return block_votes(rgb, order="RGB")
 
 
 def _too_small(name: str, image: Image.Image) -> WatermarkResult | None:
@@ -134,15 +142,13 @@ class DwtDctMessage:
         small = _too_small(self.name, image)
         if small is not None:
             return small
-        rgb = np.asarray(image.convert("RGB"))
-        readings = {"uint8": (rgb, "RGB")}
-        if self.float_pixels:
-            # OpenCV centres U on 0.5 for float pixels and on 128 for uint8: read the mark where it was written,
-            # and also as uint8 (a re-encoded copy can read better there); the bound covers both tries.
-            readings = {"float": (rgb[:, :, ::-1].astype(np.float32), "BGR"), **readings}
+        domains = ("float", "uint8") if self.float_pixels else ("uint8",)
+        # OpenCV centres U on 0.5 for float pixels and on 128 for uint8: a float-pixel mark is read where it was
+        # written, and also as uint8 (a re-encoded copy can read better there); the bound covers both tries.
         best: dict[str, Any] | None = None
-        for domain, (pixels, order) in readings.items():
-            votes = decode_votes(pixels, len(self._bits), order=order)
+        for domain in domains:
+            block = shared(("dwtDct-votes", id(image), domain), lambda d=domain: _block_votes(image, d))
+            votes = tally(block, len(self._bits))
             if not votes.blocks.all():
                 return WatermarkResult(
                     scheme=self.name,
@@ -156,7 +162,7 @@ class DwtDctMessage:
             if best is None or matches > best["matches"]:
                 best = {"domain": domain, "read": read, "matches": matches}
         assert best is not None
-        tries = len(readings)
+        tries = len(domains)
         tails = worst_case_tails(self._bits)
         k = threshold_bits(self._bits, FALSE_POSITIVE_RATE / tries)
         detected = best["matches"] >= k

@@ -13,8 +13,11 @@ meaningless).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from PIL import Image
 
@@ -72,6 +75,8 @@ KNOWN_SCHEMES: tuple[str, ...] = ("guard", "sd-v1", "sd-v2", "sdxl")
 every image: it cannot tell a mark from none without the payload, and takes seconds per image."""
 
 _instances: dict[str, WatermarkScheme] = {}
+_shared: ContextVar[dict[Hashable, Any] | None] = ContextVar("watermark_shared_work", default=None)
+T = TypeVar("T")
 
 
 def get_scheme(name: str = DEFAULT_SCHEME) -> WatermarkScheme:
@@ -84,7 +89,32 @@ def get_scheme(name: str = DEFAULT_SCHEME) -> WatermarkScheme:
     return _instances[name]
 
 
+@contextmanager
+def shared_work() -> Iterator[None]:
+    """A scope in which decoders reading the same image share work through `shared` (see `decode_all`)."""
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+def shared(key: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()`, done once per key inside a `shared_work()` scope (outside one: every time).
+
+    Decoders of related schemes share work this way (Stable Diffusion's and SDXL's marks are all read from the
+    same dwtDct block votes). Keys name the image by `id`, which is safe because the image outlives the scope.
+    """
+    memo = _shared.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
 def decode_all(image: Image.Image, schemes: tuple[str, ...] | None = None) -> list[WatermarkResult]:
     """Every known scheme's reading of `image` (RGB), in `KNOWN_SCHEMES` order."""
     rgb = image.convert("RGB")
-    return [get_scheme(name).decode(rgb) for name in (schemes if schemes is not None else KNOWN_SCHEMES)]
+    with shared_work():
+        return [get_scheme(name).decode(rgb) for name in (schemes if schemes is not None else KNOWN_SCHEMES)]

@@ -67,26 +67,27 @@ def schemes_to_try(*, with_default: bool = True) -> tuple[str, ...]:
 
 def read_watermarks(image: Image.Image, schemes: tuple[str, ...] | None = None) -> list[WatermarkReading]:
     """Each scheme's reading of `image` (RGB); `schemes` None: `schemes_to_try()`."""
-    from guard.provenance.watermark import get_scheme
+    from guard.provenance.watermark import get_scheme, shared_work
 
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     readings = []
-    for name in schemes if schemes is not None else schemes_to_try():
-        try:
-            result = get_scheme(name).decode(rgb)
-        except Exception as exc:  # a codec that fails on this image (too small, missing model) must not stop the rest
-            readings.append(WatermarkReading(name, False, None, None, error=str(exc) or type(exc).__name__))
-            continue
-        payload = getattr(result, "payload", None)
-        readings.append(
-            WatermarkReading(
-                scheme=getattr(result, "scheme", name),
-                detected=getattr(result, "detected", None),
-                payload=bytes(payload) if payload is not None else None,
-                confidence=getattr(result, "confidence", None),
-                details=dict(getattr(result, "details", None) or {}),
+    with shared_work():  # the dwtDct-based decoders read the same block votes once
+        for name in schemes if schemes is not None else schemes_to_try():
+            try:
+                result = get_scheme(name).decode(rgb)
+            except Exception as exc:  # a codec failing on this image (too small, missing model) must not stop the rest
+                readings.append(WatermarkReading(name, False, None, None, error=str(exc) or type(exc).__name__))
+                continue
+            payload = getattr(result, "payload", None)
+            readings.append(
+                WatermarkReading(
+                    scheme=getattr(result, "scheme", name),
+                    detected=getattr(result, "detected", None),
+                    payload=bytes(payload) if payload is not None else None,
+                    confidence=getattr(result, "confidence", None),
+                    details=dict(getattr(result, "details", None) or {}),
+                )
             )
-        )
     return readings
 
 
