@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from guard.errors import GuardError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
@@ -15,20 +17,39 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
     If the block raises (or the process dies), `target` is untouched and the temporary file is removed
     (or, after a kill, left as a hidden `.tmp` file that never has the target's name).
+    A target that cannot be written (its folder is a file or read-only, the target is a folder, the disk is
+    full) raises GuardError naming it.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except FileExistsError as exc:
+        raise GuardError(f"Cannot write {target}: {exc.filename} is a file, not a folder.") from None
+    except OSError as exc:
+        raise _cannot_write(target, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
+        try:
+            yield tmp_path
+        except OSError as exc:
+            if exc.filename not in (tmp, tmp_path):
+                raise
+            raise _cannot_write(target, exc) from None
+        try:
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, target)
+        except OSError as exc:
+            raise _cannot_write(target, exc) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _cannot_write(target: Path, exc: OSError) -> GuardError:
+    return GuardError(f"Cannot write {target}: {exc.strerror or exc}.")
 
 
 def write_atomic(target: str | Path, data: bytes) -> Path:

@@ -43,3 +43,26 @@ def test_a_killed_process_never_leaves_a_half_written_target(tmp_path):
     assert target.read_bytes() == b"old"
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "image.png"]
     assert all(name.startswith(".image.png.") and name.endswith(".tmp") for name in leftovers)
+
+
+def test_target_under_a_file_is_a_guard_error_naming_it(tmp_path):
+    from guard.errors import GuardError
+
+    (tmp_path / "photo.png").write_bytes(b"not a folder")
+    with pytest.raises(GuardError, match=r"Cannot write .*photo\.png/out\.png: .*photo\.png is a file, not a folder"):
+        write_atomic(tmp_path / "photo.png" / "out.png", b"data")
+
+
+def test_target_that_is_a_folder_is_a_guard_error_and_leaves_no_temporary(tmp_path):
+    from guard.errors import GuardError
+
+    (tmp_path / "out.png").mkdir()
+    with pytest.raises(GuardError, match="Cannot write"):
+        write_atomic(tmp_path / "out.png", b"data")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+    assert list((tmp_path / "out.png").iterdir()) == []
+
+
+def test_other_os_errors_inside_the_block_pass_through(tmp_path):
+    with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "out.png"):
+        (tmp_path / "missing").read_bytes()
