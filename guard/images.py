@@ -249,3 +249,11 @@ def iter_image_files(paths: Iterable[str | os.PathLike], *, recursive: bool = Tr
                     yield child
         else:
             yield path
+
+
+def list_image_files(paths: Iterable[str | os.PathLike], *, recursive: bool = True) -> list[Path]:
+    """`iter_image_files` as a list; ImageError when it is empty (only folders without images were named)."""
+    files = list(iter_image_files(paths, recursive=recursive))
+    if not files:
+        raise ImageError(f"no image files found in {', '.join(str(p) for p in paths)}.")
+    return files

@@ -163,3 +163,19 @@ def test_cli_signs_with_the_users_own_chain_and_key(cli_home, tmp_path):
     assert "O=Newsroom" in json.loads(result.stdout)["signer"]
     assert read_manifest(out, trust=TrustConfig(anchors=(own / "ca.pem",))).state == "Trusted"
     assert read_manifest(out, trust=TrustConfig(anchors=(cli_home / "keys" / "ca.pem",))).state == "Valid"
+
+
+def test_cli_folder_without_images_and_unwritable_output_exit_2_with_one_line(cli_home, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(cli, ["protect", str(empty), "-d", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"error: no image files found in {empty}."]
+    assert not (tmp_path / "out").exists()
+
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"x")
+    result = CliRunner().invoke(cli, ["protect", str(FORMATS / "earth_apollo17.jpg"), "-o", str(blocker / "o.jpg")])
+    assert result.exit_code == 2, result.output
+    expected = f"error: Cannot write {blocker / 'o.jpg'}: {blocker} is a file, not a folder."
+    assert result.stderr.splitlines() == [expected]

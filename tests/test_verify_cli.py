@@ -284,3 +284,9 @@ def test_html_pages_for_a_folder(tmp_path):
     lines = [json.loads(line) for line in result.output.strip().splitlines()]
     assert [Path(line["html"]).name for line in lines] == ["C.jpg.html", "C.jpg-2.html"]
     assert all("data:image/jpeg;base64," in Path(line["html"]).read_text() for line in lines)
+
+
+def test_folder_without_images_is_one_line_and_exit_2(tmp_path):
+    result = run(str(tmp_path))
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: no image files found in {tmp_path}."]

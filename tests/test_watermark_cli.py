@@ -157,3 +157,16 @@ def test_decode_an_unknown_scheme_fails_before_reading_any_file(photo):
     result = run("decode", str(photo), "--scheme", "nope", "--json")
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith("error: Unknown watermark scheme 'nope'")
+
+
+def test_folder_without_images_and_unwritable_output_exit_2_with_one_line(photo, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("decode", str(empty))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"error: no image files found in {empty}."]
+
+    result = run("embed", str(photo), "-o", str(photo / "marked.png"))
+    assert result.exit_code == 2, result.output
+    expected = f"error: Cannot write {photo / 'marked.png'}: {photo} is a file, not a folder."
+    assert result.stderr.splitlines() == [expected]

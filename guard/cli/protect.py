@@ -92,6 +92,7 @@ def protect(
     from pathlib import Path
 
     from guard.errors import GuardError
+    from guard.images import list_image_files
     from guard.protect import Protector, batch_outputs
     from guard.provenance.keys import SigningIdentity
     from guard.provenance.store import ManifestStore
@@ -109,6 +110,8 @@ def protect(
         "include_prompt": include_prompt,
         "training_mining": None if training_mining == "none" else training_mining,
     }
+    if not single:
+        list_image_files(sources)  # a folder without images is an error, before any key or store is opened
     identity = SigningIdentity.load(chain=chain, key=key, tsa_url=tsa_url)
     with ManifestStore.open(store_url) as store:
         protector = Protector.default(identity=identity, store=store)

@@ -71,16 +71,13 @@ def scan(
     any is blurred, sent to review or blocked, 2 for bad input — including any unreadable file (the scan
     still goes through every other file first).
     """
-    from guard.errors import GuardError
-    from guard.images import iter_image_files
+    from guard.images import list_image_files
     from guard.scan import detectors_for, scan_paths
     from policies import load_policy
 
     policy = load_policy(policy_ref)
     detectors = detectors_for(policy)
-    files = list(iter_image_files(paths, recursive=recursive))
-    if not files:
-        raise GuardError(f"no image files found in {', '.join(str(p) for p in paths)}.")
+    files = list_image_files(paths, recursive=recursive)
     counts: Counter = Counter()
     statuses: dict[str, dict[str, str]] = {}
     results = scan_paths(paths, policy, detectors, batch_size=batch_size, files=files)

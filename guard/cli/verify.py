@@ -133,9 +133,9 @@ def _verify_many(verifier, sources: list[str], pages: Path | None) -> int:
     from rich.progress import Progress
 
     from guard.errors import GuardError
-    from guard.images import iter_image_files
+    from guard.images import list_image_files
 
-    files = list(iter_image_files(sources))
+    files = list_image_files(sources)
     flagged = failed = False
     written: set[Path] = set()
     console = Console(stderr=True)

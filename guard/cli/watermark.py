@@ -67,12 +67,12 @@ def embed(input_path: str, output_path: str, payload: str | None, scheme: str | 
 @click.pass_context
 def decode(ctx: click.Context, paths: tuple[str, ...], schemes: tuple[str, ...], expect: str | None, as_json: bool):
     """Read watermarks from each FILE: one line per file (JSON Lines with --json)."""
-    from guard.images import iter_image_files
+    from guard.images import list_image_files
     from guard.watermark_files import decode_files, parse_payload
 
     expected = parse_payload(expect) if expect is not None else None
     found = failed = False
-    for record in decode_files(iter_image_files(paths), schemes or None, expect=expected):
+    for record in decode_files(list_image_files(paths), schemes or None, expect=expected):
         failed |= "error" in record
         found |= bool(record.get("detected"))
         if as_json:
