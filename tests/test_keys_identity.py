@@ -178,3 +178,13 @@ def test_cli_init_encrypts_the_key_with_the_password_from_the_environment(home):
     assert runner.invoke(cli, ["keys", "show"], env={"GUARD_SIGN_KEY_PASSWORD": "s3cret"}).exit_code == 0
     again = runner.invoke(cli, ["keys", "init"])
     assert again.exit_code == 2 and "--force" in again.stderr
+
+
+def test_home_that_is_a_file_is_one_line_and_exit_2(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.write_bytes(b"not a folder")
+    monkeypatch.setenv("GUARD_HOME", str(home))
+    result = CliRunner().invoke(cli, ["keys", "init"])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"error: Cannot create the keys folder {home / 'keys'}")

@@ -179,3 +179,13 @@ def test_banded_index_finds_every_record_within_15_bits(store, phash, colorhash,
     found = {r.manifest_id: d for r, d in store.find_by_fingerprint(query, max_distance=15)}
     assert found[record.manifest_id] == len(flips)
     store.remove(record.manifest_id)
+
+
+def test_store_under_a_file_is_one_config_error(tmp_path):
+    from guard.errors import ConfigError
+    from guard.provenance.store import ManifestStore
+
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"x")
+    with pytest.raises(ConfigError, match="Cannot create the manifest store's folder"):
+        ManifestStore.open(f"sqlite:///{blocker / 'sub' / 'store.db'}")

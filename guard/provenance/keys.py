@@ -194,8 +194,12 @@ def init_identity(
         .sign(ca_key, hashes.SHA256())
     )
     encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ConfigError(f"Cannot create the keys folder {folder}: {reason} (check GUARD_HOME).") from None
     key_bytes = signer_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     _write_private(folder / KEY_FILE, key_bytes)
     pem = serialization.Encoding.PEM

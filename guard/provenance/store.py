@@ -110,9 +110,16 @@ class ManifestStore:
         try:
             parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError:
-            raise ConfigError(f"{ENV_STORE_URL} is not a database URL: {url!r}.") from None
+            raise ConfigError(
+                f"The manifest store (--store or {ENV_STORE_URL}) is not a database URL: {url!r}."
+            ) from None
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                reason = exc.strerror or exc
+                raise ConfigError(f"Cannot create the manifest store's folder {folder}: {reason}.") from None
         try:
             engine = sa.create_engine(parsed, future=True)
         except (sa.exc.ArgumentError, ImportError, sa.exc.NoSuchModuleError) as exc:
@@ -122,7 +129,8 @@ class ManifestStore:
         try:
             metadata.create_all(engine)
         except sa.exc.OperationalError as exc:
-            raise ConfigError(f"Cannot open the manifest store {parsed.render_as_string()}: {exc.orig}.") from None
+            reason = " ".join(str(exc.orig).split())
+            raise ConfigError(f"Cannot open the manifest store {parsed.render_as_string()}: {reason}.") from None
         return cls(engine)
 
     def close(self) -> None:
