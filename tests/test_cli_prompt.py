@@ -155,3 +155,20 @@ def test_arbitrary_unicode_on_stdin_gives_one_json_line_each(lines):
     out = [json.loads(line) for line in result.output.splitlines()]
     assert [o["prompt"] for o in out] == lines
     assert result.exit_code == (0 if all(o["decision"] == "allow" for o in out) else 1)
+
+
+def test_a_user_error_spanning_lines_is_printed_on_one_line(monkeypatch):
+    import click
+
+    import guard.cli
+    from guard.errors import GuardError
+
+    @click.command()
+    def failing() -> None:
+        raise GuardError("Cannot open the store: connection refused\n\tIs the server running?")
+
+    monkeypatch.setattr(guard.cli, "failing_for_test", failing, raising=False)
+    monkeypatch.setitem(guard.cli.COMMANDS, "failing", "guard.cli:failing_for_test")
+    result = CliRunner().invoke(guard.cli.cli, ["failing"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: Cannot open the store: connection refused Is the server running?\n"

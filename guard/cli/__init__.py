@@ -39,7 +39,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except user_errors() as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {' '.join(str(exc).split())}", err=True)  # one line, whatever the message holds
             ctx.exit(2)
 
 
