@@ -14,6 +14,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -46,6 +47,30 @@ IMAGE_SUFFIXES = frozenset(
     }
 )
 """File suffixes picked up when a folder is walked."""
+
+WRITE_FORMATS: dict[str, str] = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".avif": "AVIF",
+    ".heic": "HEIF",
+    ".heif": "HEIF",
+}
+"""Output suffix -> Pillow format, for every format the project writes; each writer picks its subset."""
+
+ENCODE_OPTIONS: dict[str, dict[str, Any]] = {
+    "JPEG": {"quality": 95},
+    "WEBP": {"quality": 95, "method": 4},
+    "AVIF": {"quality": 90},
+    "HEIF": {"quality": 90},
+    "TIFF": {"compression": "tiff_deflate"},
+    "PNG": {"compress_level": 6},
+}
+"""Pillow save options per format: lossy formats at high quality, lossless ones compressed."""
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image
 

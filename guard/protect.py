@@ -26,7 +26,7 @@ from PIL import Image
 
 from guard.errors import GuardError
 from guard.files import atomic_path
-from guard.images import iter_image_files, load_image
+from guard.images import ENCODE_OPTIONS, WRITE_FORMATS, iter_image_files, load_image
 from guard.provenance.credentials import SIGNABLE_MIME, c2pa_context, make_signer, read_manifest, sign_asset
 from guard.provenance.fingerprint import fingerprints
 from guard.provenance.keys import SigningIdentity
@@ -34,27 +34,8 @@ from guard.provenance.manifest import PARENT_LABEL, build_manifest
 from guard.provenance.store import ManifestRecord, ManifestStore
 from guard.provenance.watermark import DEFAULT_SCHEME, WatermarkScheme, get_scheme
 
-OUTPUT_FORMATS = {
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".png": "PNG",
-    ".webp": "WEBP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".avif": "AVIF",
-    ".heic": "HEIF",
-    ".heif": "HEIF",
-}
+OUTPUT_FORMATS = {suffix: fmt for suffix, fmt in WRITE_FORMATS.items() if fmt in SIGNABLE_MIME}
 """Output suffix -> Pillow format: the containers c2pa embeds a manifest in and Pillow writes."""
-
-_ENCODE_OPTIONS: dict[str, dict[str, Any]] = {
-    "JPEG": {"quality": 95},
-    "WEBP": {"quality": 95, "method": 4},
-    "AVIF": {"quality": 90},
-    "HEIF": {"quality": 90},
-    "TIFF": {"compression": "tiff_deflate"},
-    "PNG": {"compress_level": 6},
-}
 
 
 @dataclass
@@ -370,7 +351,7 @@ def encode(image: Image.Image, fmt: str, *, icc_profile: bytes | None = None) ->
     buffer = io.BytesIO()
     try:
         extra = {"icc_profile": icc_profile} if icc_profile else {}
-        image.save(buffer, fmt, **_ENCODE_OPTIONS.get(fmt, {}), **extra)
+        image.save(buffer, fmt, **ENCODE_OPTIONS.get(fmt, {}), **extra)
     except (KeyError, OSError) as exc:
         raise GuardError(f"This installation cannot encode {fmt} images: {exc}.") from None
     return buffer.getvalue()

@@ -13,26 +13,12 @@ from PIL import Image
 
 from guard.errors import GuardError
 from guard.files import write_atomic
-from guard.images import load_image
+from guard.images import ENCODE_OPTIONS, WRITE_FORMATS, load_image
 from guard.provenance import watermark
 from guard.provenance.watermark import WatermarkResult
 
-OUTPUT_FORMATS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".webp": "WEBP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".bmp": "BMP",
-}
+OUTPUT_FORMATS = {suffix: fmt for suffix, fmt in WRITE_FORMATS.items() if fmt not in ("AVIF", "HEIF")}
 """Output suffix -> Pillow format. Lossless formats keep the mark exactly; lossy ones are written at high quality."""
-
-_ENCODE_OPTIONS: dict[str, dict[str, Any]] = {
-    "JPEG": {"quality": 95},
-    "WEBP": {"quality": 95, "method": 4},
-    "TIFF": {"compression": "tiff_deflate"},
-}
 
 
 @dataclass(frozen=True)
@@ -105,7 +91,7 @@ def embed_file(
     image = load_image(source)
     marked = codec.embed(image, payload)
     buffer = io.BytesIO()
-    marked.convert("RGB").save(buffer, fmt, **_ENCODE_OPTIONS.get(fmt, {}))
+    marked.convert("RGB").save(buffer, fmt, **ENCODE_OPTIONS.get(fmt, {}))
     data = buffer.getvalue()
     written = load_image(data)
     check = codec.decode_expecting(written, payload) if hasattr(codec, "decode_expecting") else codec.decode(written)

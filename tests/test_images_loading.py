@@ -218,3 +218,21 @@ def test_folder_walk_finds_images_recursively_and_keeps_explicit_files(tmp_path)
     found = list(iter_image_files([tmp_path / "a", explicit]))
     assert found == [tmp_path / "a" / "b" / "two.jpg", tmp_path / "a" / "one.PNG", explicit]
     assert list(iter_image_files([tmp_path / "a"], recursive=False)) == [tmp_path / "a" / "one.PNG"]
+
+
+def test_writers_share_one_format_table_and_their_outputs_read_back(tmp_path):
+    from guard.images import ENCODE_OPTIONS, WRITE_FORMATS, load_image
+    from guard.protect import OUTPUT_FORMATS as PROTECT_FORMATS
+    from guard.provenance.credentials import SIGNABLE_MIME
+    from guard.watermark_files import OUTPUT_FORMATS as WATERMARK_FORMATS
+
+    assert set(PROTECT_FORMATS.items()) <= set(WRITE_FORMATS.items())
+    assert set(WATERMARK_FORMATS.items()) <= set(WRITE_FORMATS.items())
+    assert set(PROTECT_FORMATS.values()) == set(SIGNABLE_MIME)
+    assert {".png", ".jpg", ".webp", ".tif", ".bmp"} <= set(WATERMARK_FORMATS)
+    pixels = Image.fromarray(np.full((16, 16, 3), 128, np.uint8))
+    for suffix in sorted(WATERMARK_FORMATS):
+        fmt = WRITE_FORMATS[suffix]
+        path = tmp_path / f"out{suffix}"
+        pixels.save(path, fmt, **ENCODE_OPTIONS.get(fmt, {}))
+        assert load_image(path).size == (16, 16)
