@@ -207,9 +207,12 @@ def init_ingredient(source: str | Path | bytes | Image.Image) -> Ingredient:
 
     if isinstance(source, str | Path):
         path = Path(source)
-        data = path.read_bytes()
-        with Image.open(io.BytesIO(data)) as probe:
-            fmt = "JPEG" if probe.format == "MPO" else probe.format
+        try:
+            data = path.read_bytes()
+            with Image.open(io.BytesIO(data)) as probe:
+                fmt = "JPEG" if probe.format == "MPO" else probe.format
+        except (OSError, ValueError, Image.DecompressionBombError):
+            fmt = None  # load_image below says why in one sentence (ImageError)
         if fmt in SIGNABLE_MIME:
             return data, SIGNABLE_MIME[fmt], path.name, "inputTo"
         title = f"{path.stem}.png"

@@ -381,3 +381,16 @@ def test_cli_missing_model_is_one_line_exit_2(tiny_model, cli_env, tmp_path, mod
     assert all(part in lines[0] for part in expected)
     assert "Traceback" not in result.output
     assert _files(tmp_path / "out") == []
+
+
+def test_init_image_that_is_not_an_image_is_one_image_error(tmp_path):
+    from guard.errors import ImageError
+    from guard.guarded import init_ingredient
+
+    fake = tmp_path / "init.jpg"
+    fake.write_text("not an image")
+    with pytest.raises(ImageError, match="not an image"):
+        init_ingredient(fake)
+    photo = tmp_path / "init.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo)
+    assert init_ingredient(photo)[1:] == ("image/png", "init.png", "inputTo")
