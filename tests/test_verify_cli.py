@@ -290,3 +290,14 @@ def test_folder_without_images_is_one_line_and_exit_2(tmp_path):
     result = run(str(tmp_path))
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"error: no image files found in {tmp_path}."]
+
+
+def test_html_report_never_overwrites_the_image_it_verifies(tmp_path):
+    image = tmp_path / "C.jpg"
+    image.write_bytes((C2PA_FIXTURES / "C.jpg").read_bytes())
+    result = run(str(image), "--html", str(image))
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: --html {image} is the image being verified; give another file for the report."
+    ]
+    assert image.read_bytes() == (C2PA_FIXTURES / "C.jpg").read_bytes()

@@ -96,6 +96,8 @@ def verify(
     single = len(sources) == 1 and not Path(sources[0]).is_dir()
     if html_path and not single and Path(html_path).exists() and not Path(html_path).is_dir():
         raise GuardError(f"--html {html_path} is a file; for several images give a folder for the pages.")
+    if html_path and single and Path(html_path).exists() and Path(html_path).samefile(sources[0]):
+        raise GuardError(f"--html {html_path} is the image being verified; give another file for the report.")
     trust = VerifyTrust.default(
         anchors=trust_anchors,
         allowed=allowed_list,
