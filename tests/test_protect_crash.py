@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from guard.errors import GuardError
 from guard.protect import Protector, default_scheme, protect_image
 from guard.provenance.keys import SigningIdentity, init_identity
 from guard.provenance.store import ManifestStore
@@ -85,7 +86,7 @@ def test_failed_rename_removes_the_record(home, tmp_path, monkeypatch):
     with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
         protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
         monkeypatch.setattr("guard.files.os.replace", refuse)
-        with pytest.raises(PermissionError):
+        with pytest.raises(GuardError, match=r"Cannot write .*out\.jpg: Permission denied"):
             protect_image(_image(), tmp_path / "out.jpg", protector=protector)
         assert store.count() == 0
     assert _visible(tmp_path) == []
