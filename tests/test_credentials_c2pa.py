@@ -17,19 +17,12 @@ from guard.provenance.credentials import (
     read_manifest,
     sign_asset,
 )
-from guard.provenance.keys import SigningIdentity, init_identity
+from guard.provenance.keys import SigningIdentity
 from guard.provenance.manifest import IPTC, build_manifest, prompt_sha256
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 C2PA_FIXTURES = SHARED / "fixtures" / "c2pa"
 PAYLOAD = bytes.fromhex("0a1b2c3d4e5f")
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    init_identity(home)
-    return home
 
 
 @pytest.fixture(scope="module")

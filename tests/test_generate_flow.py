@@ -24,7 +24,7 @@ from guard.errors import GuardError
 from guard.guarded import Guard, guard_pipeline
 from guard.protect import Protector, default_scheme
 from guard.provenance.credentials import TrustConfig, read_manifest
-from guard.provenance.keys import SigningIdentity, init_identity
+from guard.provenance.keys import SigningIdentity
 from guard.provenance.manifest import GENERATION_LABEL, IPTC, POLICY_LABEL, prompt_sha256
 from guard.provenance.store import ManifestStore
 from guard.redact import blur
@@ -53,13 +53,6 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def pipe(tiny_model):
     return load_pipeline(tiny_model, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("home")
-    init_identity(home)
-    return home
 
 
 @pytest.fixture()

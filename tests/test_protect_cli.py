@@ -17,13 +17,6 @@ from guard.provenance.keys import init_identity
 FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    init_identity(home)
-    return home
-
-
 @pytest.fixture()
 def cli_home(home, tmp_path, monkeypatch):
     for name in ("GUARD_SIGN_CERT", "GUARD_SIGN_KEY", "GUARD_SIGN_KEY_PASSWORD", "GUARD_TSA_URL"):

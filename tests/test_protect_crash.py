@@ -12,15 +12,8 @@ from PIL import Image
 
 from guard.errors import GuardError
 from guard.protect import Protector, default_scheme, protect_image
-from guard.provenance.keys import SigningIdentity, init_identity
+from guard.provenance.keys import SigningIdentity
 from guard.provenance.store import ManifestStore
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    init_identity(home)
-    return home
 
 
 def _image() -> Image.Image:

@@ -12,25 +12,13 @@ from PIL import Image
 
 from guard.errors import GuardError
 from guard.protect import Protector, default_scheme, protect_image
-from guard.provenance.credentials import TrustConfig, read_manifest
-from guard.provenance.keys import SigningIdentity, init_identity
+from guard.provenance.credentials import read_manifest
+from guard.provenance.keys import SigningIdentity
 from guard.provenance.manifest import IPTC
 from guard.provenance.store import ManifestStore
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FORMATS = SHARED / "fixtures" / "formats"
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    init_identity(home)
-    return home
-
-
-@pytest.fixture(scope="module")
-def trust(home):
-    return TrustConfig(anchors=(home / "keys" / "ca.pem",))
 
 
 @pytest.fixture()

@@ -40,18 +40,6 @@ def strip_and_shrink(source: Path, target: Path, scale: float = 0.75) -> Path:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    init_identity(home)
-    return home
-
-
-@pytest.fixture(scope="module")
-def trust(home):
-    return TrustConfig(anchors=(home / "keys" / "ca.pem",))
-
-
-@pytest.fixture(scope="module")
 def protected(home, tmp_path_factory):
     """A generated-image stand-in, protected once: (result, stripped copy, the store's record)."""
     folder = tmp_path_factory.mktemp("protected")
