@@ -38,12 +38,10 @@ from PIL import Image, ImageDraw, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.attacks import ATTACKS
-from guard.images import load_image
+from bench.common import sample_photos
 from guard.provenance.dwtdct import bgr_array, decode_bits
 from guard.provenance.watermark import get_scheme
 
-ROOT = Path(__file__).resolve().parents[1]
-FORMATS = ROOT.parent / "shared" / "fixtures" / "formats"
 SKIMAGE_PHOTOS = (
     "astronaut",
     "chelsea",
@@ -79,14 +77,7 @@ ATTACK_COLUMNS = (
 
 
 def photos() -> list[tuple[str, Image.Image]]:
-    import matplotlib.cbook
-    from skimage import data
-
-    found = [(name, load_image(Image.fromarray(getattr(data, name)()))) for name in SKIMAGE_PHOTOS]
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
-        found.append(("grace_hopper", load_image(handle.read())))
-    found.extend((name, load_image(FORMATS / name)) for name in FIXTURE_PHOTOS if (FORMATS / name).exists())
-    return found
+    return sample_photos(SKIMAGE_PHOTOS, FIXTURE_PHOTOS)
 
 
 def timed(call) -> tuple[float, object]:

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import c2pa
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import PHOTO, median_ms
 from guard.errors import GuardError
 from guard.images import load_image
 from guard.protect import Protector, default_scheme, encode, protect_image
@@ -31,18 +31,6 @@ from guard.provenance.fingerprint import fingerprints
 from guard.provenance.keys import SigningIdentity, init_identity
 from guard.provenance.manifest import build_manifest
 from guard.provenance.store import ManifestStore
-
-PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats" / "P1000827.jpg"
-
-
-def median_ms(fn: Callable[[], object], runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
 
 
 def main() -> int:

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
+import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,9 @@ import c2pa
 from PIL import Image
 from skimage import data as skdata
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import PHOTO, median_ms
 from guard.images import load_image
 from guard.protect import Protector, default_scheme, protect_image
 from guard.provenance.credentials import TrustConfig
@@ -36,18 +38,7 @@ from guard.verify.recovery import recover_local
 from guard.verify.trust import VerifyTrust
 from guard.verify.watermarks import read_watermarks
 
-PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats" / "P1000827.jpg"
 TARGET_MS = 100.0
-
-
-def median_ms(fn: Callable[[], object], runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
 
 
 def make_files(work: Path) -> tuple[dict[str, Path], ManifestStore, TrustConfig]:

@@ -36,11 +36,9 @@ from PIL import Image, ImageDraw, ImageFont
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.attacks import ATTACKS, PAYLOAD_TARGETS, reencode
-from guard.images import load_image
+from bench.common import ROOT, sample_photos
 from guard.provenance.spread_spectrum import FALSE_POSITIVE_RATE, TiledSpreadSpectrum
 
-ROOT = Path(__file__).resolve().parents[1]
-FORMATS = ROOT.parent / "shared" / "fixtures" / "formats"
 SKIMAGE_PHOTOS = (
     "astronaut",
     "camera",
@@ -64,18 +62,7 @@ SCHEMES = ("guard", "dwtDct", "dwtDctSvd", "rivaGan")
 
 def photos() -> list[tuple[str, Image.Image]]:
     """The benchmark's real photos, as RGB images at their own size."""
-    import matplotlib.cbook
-    from skimage import data, io
-
-    found = []
-    for name in SKIMAGE_PHOTOS:
-        pixels = io.imread(Path(data.data_dir) / "motorcycle_left.png") if name == "motorcycle_left" else None
-        pixels = pixels if pixels is not None else getattr(data, name)()
-        found.append((name, load_image(Image.fromarray(np.asarray(pixels)))))
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
-        found.append(("grace_hopper", load_image(handle.read())))
-    found.extend((name, load_image(FORMATS / name)) for name in FIXTURE_PHOTOS if (FORMATS / name).exists())
-    return found
+    return sample_photos(SKIMAGE_PHOTOS, FIXTURE_PHOTOS)
 
 
 def square(image: Image.Image, size: int) -> Image.Image:
