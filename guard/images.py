@@ -118,15 +118,16 @@ def describe(source: ImageSource) -> str:
     return str(source)
 
 
-def load_image(source: ImageSource, *, max_pixels: int | None = None) -> Image.Image:
+def load_image(source: ImageSource, *, max_pixels: int | None = None, name: str | None = None) -> Image.Image:
     """Decode `source` into an 8-bit RGB image with EXIF orientation applied.
 
     Alpha is flattened onto white; palette, CMYK, 16-bit, float and grayscale images are converted.
     Animated files give their first frame. Raises `ImageError` (one sentence) for anything unsafe or
-    unreadable.
+    unreadable. `name` (e.g. the path of bytes the caller already read with `read_file`) is what error messages call
+    the source.
     """
     cap = max_pixels_setting() if max_pixels is None else max_pixels
-    name = describe(source)
+    name = name or describe(source)
     if isinstance(source, Image.Image):
         _check_pixels(name, source.size, cap)
         oriented = ImageOps.exif_transpose(source)  # a new image: the caller's is never modified
@@ -151,6 +152,12 @@ def load_image(source: ImageSource, *, max_pixels: int | None = None) -> Image.I
         return to_rgb(image)
     finally:
         image.close()
+
+
+def read_file(path: str | os.PathLike) -> bytes:
+    """A file's bytes, or an `ImageError` in one sentence (missing, a folder, unreadable, empty). For callers
+    that need the encoded bytes too (credentials, metadata): read once, then `load_image(data, name=path)`."""
+    return _read_bytes(path, str(path))
 
 
 def _read_bytes(source: ImageSource, name: str) -> bytes:

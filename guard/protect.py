@@ -26,7 +26,7 @@ from PIL import Image
 
 from guard.errors import GuardError
 from guard.files import atomic_path
-from guard.images import ENCODE_OPTIONS, WRITE_FORMATS, iter_image_files, load_image
+from guard.images import ENCODE_OPTIONS, WRITE_FORMATS, iter_image_files, load_image, read_file
 from guard.provenance.credentials import SIGNABLE_MIME, c2pa_context, make_signer, read_manifest, sign_asset
 from guard.provenance.fingerprint import fingerprints
 from guard.provenance.keys import SigningIdentity
@@ -199,8 +199,8 @@ class Protector:
         source = Path(input_path)
         output = resolve_output(source, output_path, in_place)
         output_format(output)
-        image = load_image(source)
-        data = _read(source)
+        data = read_file(source)
+        image = load_image(data, name=str(source))
         ingredient = None
         reading = read_manifest(data)
         if reading.present and reading.store is None and reading.remote_url is None:

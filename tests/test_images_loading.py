@@ -236,3 +236,17 @@ def test_writers_share_one_format_table_and_their_outputs_read_back(tmp_path):
         path = tmp_path / f"out{suffix}"
         pixels.save(path, fmt, **ENCODE_OPTIONS.get(fmt, {}))
         assert load_image(path).size == (16, 16)
+
+
+def test_bytes_read_once_are_named_by_their_path_in_errors(tmp_path):
+    from guard.images import read_file
+
+    bad = tmp_path / "upload.jpg"
+    bad.write_bytes(b"this is not an image at all")
+    data = read_file(bad)
+    with pytest.raises(ImageError, match=r"^.*upload\.jpg: not an image"):
+        load_image(data, name=str(bad))
+    with pytest.raises(ImageError, match="no such file"):
+        read_file(tmp_path / "missing.jpg")
+    with pytest.raises(ImageError, match="is a folder"):
+        read_file(tmp_path)

@@ -21,8 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from guard.errors import GuardError
-from guard.images import load_image
+from guard.images import load_image, read_file
 from guard.provenance.credentials import SIGNABLE_MIME, TrustConfig
 from guard.provenance.store import ManifestStore
 from guard.verify.conformance import ConformingProducts
@@ -60,16 +59,8 @@ class Verifier:
             self.detector = load_synthetic_detector()
 
     def verify_file(self, path: str | Path) -> VerifyReport:
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise GuardError(f"{path}: no such file.") from None
-        except IsADirectoryError:
-            raise GuardError(f"{path}: is a folder, not an image file.") from None
-        except OSError as exc:
-            raise GuardError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
-        return self.verify_bytes(data, name=str(path), image=load_image(path))
+        data = read_file(path)
+        return self.verify_bytes(data, name=str(path), image=load_image(data, name=str(path)))
 
     def verify_bytes(self, data: bytes, *, name: str = "<bytes>", image: Image.Image | None = None) -> VerifyReport:
         """Verify an encoded image (`image`: its decoded pixels, when the caller already has them)."""
