@@ -13,14 +13,16 @@ where the picture is busy) and scaled to a fixed mean-square error (PSNR 38.5 dB
 **Decoding.** Luma and Cb are brought to the same working resolution, high-pass filtered and divided by
 their local strength. Because the mark repeats, the autocorrelation of that residual has peaks on the
 lattice of tile periods. The untouched geometry (the image was at most resized as a whole) is tried
-first; if it does not decode, the strongest autocorrelation peaks, ranked and refined by how coherently
-the picture folds on their lattice, give the tile's current size and orientation, so cropping followed
-by rescaling and small rotations are undone without a key search. The residual is warped back and
+first; if it does not decode, the strongest autocorrelation peaks (and the tile sizes a crop, not rescaled,
+of an image of a common output size would show), ranked and refined by how coherently the picture folds
+on their lattice, give the tile's current size and orientation, so cropping, rescaling and small
+rotations are undone without a key search. The residual is warped back and
 folded (all tiles summed into one), which makes any crop a circular shift; codec block-grid artefacts,
 which fold coherently, are removed. The shift is found by correlating the folded tile with the
 synchronisation chips at all 128x128 offsets at once (FFT), reading luma with chroma and luma alone
-(after JPEG the chroma is mostly noise). The message chips at the winning offset give soft values for
-the Viterbi decoder; the CRC and version check the result.
+(after JPEG the chroma is mostly noise). The message chips at the winning offset, luma and chroma weighted by the
+signal-to-noise ratio the synchronisation chips show in each (maximum-ratio combining), give soft values
+for the Viterbi decoder; the CRC and version check the result.
 
 **Calibration.** At every offset the detector computes z = sum(a_k * s_k) / sqrt(sum(a_k^2)), where a_k are
 the image's values at the synchronisation chips and s_k the key's +-1 signs. For any image that does not
@@ -65,10 +67,10 @@ GRID = TILE // CHIP
 SYNC_CHIPS = 256
 ACF_CHROMA_WEIGHT = 1.0
 CHROMA_PULSE_SIGMA = 3.0
-PULSE_SIGMA = 1.6
+PULSE_SIGMA = 1.0
 """Standard deviation (working-resolution pixels) of the Gaussian pulse each chip is drawn with."""
 CHROMA_DETAIL_SIGMA = 4.0
-DETAIL_SIGMA = 2.0
+DETAIL_SIGMA = 1.5
 """The decoder's high-pass: each channel minus its Gaussian blur of this standard deviation (pixels)."""
 BLOCK_GRID = 16
 """Period (pixels) of the codec block grid removed from the folded tile (see `_without_block_grid`)."""
@@ -98,6 +100,8 @@ PERIOD_RANGE = (80.0, 250.0)
 """Tile periods searched, in working-resolution pixels (128 when the image was only resized)."""
 MAX_ROTATION = 10.0
 """Rotations searched, in degrees either way."""
+ORIGINAL_SIDE_STEP = 64
+"""Original sizes assumed when looking for a crop that was not rescaled (see `_cropped_geometries`)."""
 KEY = b"image-guard watermark v1"
 """Seed of the pseudo-random chip layout and signs. It is public: anyone can detect (and so attack) the mark."""
 
@@ -241,7 +245,7 @@ class TiledSpreadSpectrum:
             return self._absent({"reason": f"image too small ({width}x{height})"})
         luma, chroma = _residuals(rgb, _work_size(height, width))
         best: dict[str, Any] = {}
-        for scale, angle in _geometries(luma, chroma):
+        for scale, angle in _geometries(luma, chroma, min(height, width)):
             reading = self._read(luma, chroma, scale, angle)
             if not best or reading["false_positive_bound"] < best["false_positive_bound"]:
                 best = reading
@@ -269,7 +273,8 @@ class TiledSpreadSpectrum:
             z_map = correlation / np.sqrt(np.maximum(energy, 1e-12))
             peak = np.unravel_index(int(np.argmax(z_map)), z_map.shape)
             if z_map[peak] > best:
-                best, filtered, (dy, dx), luma_weight = float(z_map[peak]), candidate, peak, weight
+                best, (dy, dx), luma_weight = float(z_map[peak]), peak, weight
+        filtered = _combined(luma_folded, chroma_folded, layout, dy, dx)
         chips = filtered[(layout.message_rows + dy) % TILE, (layout.message_cols + dx) % TILE] * layout.message_signs
         reading = {
             "z": round(best, 3),
@@ -302,6 +307,19 @@ class TiledSpreadSpectrum:
 
     def _absent(self, details: dict[str, Any]) -> WatermarkResult:
         return WatermarkResult(self.name, False, None, 0.0, {"threshold": round(THRESHOLD, 3), **details})
+
+
+def _combined(luma: np.ndarray, chroma: np.ndarray, layout: _Layout, dy: int, dx: int) -> np.ndarray:
+    """Luma and chroma readings weighted for the message by how well each carries the mark in this image
+    (maximum-ratio combining): the synchronisation chips at the found offset are known, so their mean is each
+    channel's signal and their spread its noise; weights = inverse noise covariance times signal. The weights
+    use the image and the synchronisation signs only, never the message signs, so the decoded word of an
+    unmarked image stays uniform (the premise of the message check in `false_positive_bound`)."""
+    rows, cols = (layout.sync_rows + dy) % TILE, (layout.sync_cols + dx) % TILE
+    samples = np.stack([luma[rows, cols], chroma[rows, cols]]) * layout.sync_signs
+    covariance = np.cov(samples) + 1e-6 * np.eye(2)
+    weights = np.linalg.solve(covariance, samples.mean(axis=1))
+    return weights[0] * luma + weights[1] * chroma
 
 
 def _residuals(rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -342,13 +360,13 @@ def _tiled(tile: np.ndarray, size: tuple[int, int], work: tuple[int, int]) -> np
     return pattern
 
 
-def _geometries(luma: np.ndarray, chroma: np.ndarray) -> Iterator[tuple[float, float]]:
-    """The untouched geometry first, then (only if still needed) the autocorrelation's candidates."""
+def _geometries(luma: np.ndarray, chroma: np.ndarray, image_side: int) -> Iterator[tuple[float, float]]:
+    """The untouched geometry first, then (only if still needed) the candidates found in the picture."""
     yield 1.0, 0.0
-    yield from _geometry_candidates(luma + ACF_CHROMA_WEIGHT * chroma)
+    yield from _geometry_candidates(luma + ACF_CHROMA_WEIGHT * chroma, image_side)
 
 
-def _geometry_candidates(residual: np.ndarray) -> list[tuple[float, float]]:
+def _geometry_candidates(residual: np.ndarray, image_side: int) -> list[tuple[float, float]]:
     """(scale, rotation in degrees) of the tile lattice, from the strongest autocorrelation peaks."""
     height, width = residual.shape
     window = _lag_window(height, width)
@@ -366,10 +384,23 @@ def _geometry_candidates(residual: np.ndarray) -> list[tuple[float, float]]:
         dy, dx = _refine(score, row, col)
         vy, vx = ly[row, col] + dy, lx[row, col] + dx
         found.append((math.hypot(vx, vy) / TILE, math.degrees(math.atan2(vy, vx))))
+    found += _cropped_geometries(image_side)
     # the autocorrelation looks one period away; folding checks every period at once: rank and refine by it
     half = cv2.resize(residual, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
     ranked = sorted(found, key=lambda geometry: -_periodicity(half, *geometry))[:CANDIDATES]
     return [_refine_geometry(half, *geometry) for geometry in ranked[:REFINED]] + ranked[REFINED:]
+
+
+def _cropped_geometries(image_side: int) -> list[tuple[float, float]]:
+    """Geometries of a crop that was not rescaled back. The tile kept its size in the image's pixels, a quarter
+    of the original's shorter side S, so at the working resolution its scale is S / `image_side`; S is larger
+    than the crop and taken to be a multiple of `ORIGINAL_SIDE_STEP` (generators' output sizes are). Cut down
+    to few tiles, the picture's autocorrelation peaks are weak; these candidates are ranked with them by the
+    same key-independent test, so they add no hypotheses to the false-positive bound."""
+    high = PERIOD_RANGE[1] / TILE
+    first = image_side // ORIGINAL_SIDE_STEP + 1
+    sides = range(first * ORIGINAL_SIDE_STEP, int(high * image_side) + 1, ORIGINAL_SIDE_STEP)
+    return [(side / image_side, 0.0) for side in sides if side / image_side > 1.01]
 
 
 def _refine_geometry(half: np.ndarray, scale: float, angle: float) -> tuple[float, float]:
