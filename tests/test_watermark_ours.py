@@ -18,7 +18,7 @@ from guard.provenance import spread_spectrum as ss
 from guard.provenance.watermark import DEFAULT_SCHEME, KNOWN_SCHEMES, decode_all, get_scheme
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.attacks import crop, reencode, resize
+from bench.attacks import crop, reencode, resize, social
 
 PAYLOAD = bytes.fromhex("a1b2c3d4e5f6")
 
@@ -81,8 +81,11 @@ def test_embedding_is_deterministic(scheme, photo, marked):
         lambda im: resize(im, 0.5),
         lambda im: crop(im, 0.8),
         lambda im: crop(im, 0.8, rescale=True),
+        lambda im: reencode(im, "JPEG", 50),
+        social,
+        lambda im: crop(im, 0.6),
     ],
-    ids=["jpeg75", "resize0.5", "crop80", "crop80+rescale"],
+    ids=["jpeg75", "resize0.5", "crop80", "crop80+rescale", "jpeg50", "social", "crop60"],
 )
 def test_payload_survives(scheme, marked, attack):
     result = scheme.decode(attack(marked))
@@ -94,6 +97,33 @@ def test_crop_is_found_as_a_shift_and_rescale_as_a_scale(scheme, marked):
     assert shifted.payload == PAYLOAD
     rescaled = scheme.decode(crop(marked, 0.8, rescale=True))
     assert rescaled.details["scale"] == pytest.approx(1.25, abs=0.02)
+
+
+def test_an_unrescaled_crop_is_read_at_the_tile_size_of_its_original(scheme, marked):
+    # 60 % of a 512² image is 307 pixels: 2.4 tiles a side, too few for the autocorrelation alone; the tile kept
+    # its 128 pixels, i.e. scale 512 / 307 at the working resolution
+    result = scheme.decode(crop(marked, 0.6))
+    assert result.payload == PAYLOAD
+    assert result.details["scale"] == pytest.approx(512 / 307, abs=0.01)
+    assert (512 / 307, 0.0) in ss._cropped_geometries(307)
+    assert all(scale > 1.0 for scale, _ in ss._cropped_geometries(307))
+
+
+def test_message_weights_follow_the_channel_that_carries_the_mark(scheme):
+    """Maximum-ratio combining: a channel that holds only noise gets (almost) no weight for the message."""
+    layout = scheme._layout
+    rng = np.random.default_rng(0)
+    carrier = np.zeros((ss.TILE, ss.TILE), np.float32)
+    carrier[:: ss.CHIP, :: ss.CHIP] = layout.targets(np.zeros(ss.CODED_BITS, np.uint8)).reshape(ss.GRID, ss.GRID)
+    luma = carrier + rng.normal(0.0, 0.5, carrier.shape).astype(np.float32)
+    chroma = rng.normal(0.0, 1.0, carrier.shape).astype(np.float32)
+    combined = ss._combined(luma, chroma, layout, 0, 0)
+    (luma_weight, chroma_weight), *_ = np.linalg.lstsq(
+        np.stack([luma.ravel(), chroma.ravel()], axis=1), combined.ravel(), rcond=None
+    )
+    assert luma_weight > 0 and abs(chroma_weight) < 0.1 * luma_weight
+    swapped = ss._combined(chroma, luma, layout, 0, 0)  # the same with the channels' roles exchanged
+    assert np.corrcoef(swapped.ravel(), luma.ravel())[0, 1] > 0.99
 
 
 def test_threshold_bounds_the_false_positive_rate():
