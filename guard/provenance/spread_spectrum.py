@@ -91,7 +91,7 @@ FALSE_POSITIVE_RATE = 1e-6
 """Upper bound on the probability that an unmarked image is reported as marked."""
 PRESELECTED = 16
 """Autocorrelation peaks ranked by how coherently the picture folds on their lattice (key-independent)."""
-REFINED = 2
+REFINED = 1
 """How many of the best-ranked geometries are refined (the rest are tested as found)."""
 CANDIDATES = 4
 """Tile geometries (scale and rotation) taken from the autocorrelation peaks; the untouched geometry (scale 1,
@@ -101,6 +101,8 @@ PERIOD_RANGE = (80.0, 250.0)
 MAX_ROTATION = 10.0
 """Rotations searched, in degrees either way."""
 ORIGINAL_SIDE_STEP = 64
+CROP_CANDIDATES = 3
+"""How many of those crop geometries (the best by autocorrelation) are ranked with the autocorrelation's peaks."""
 """Original sizes assumed when looking for a crop that was not rescaled (see `_cropped_geometries`)."""
 KEY = b"image-guard watermark v1"
 """Seed of the pseudo-random chip layout and signs. It is public: anyone can detect (and so attack) the mark."""
@@ -384,7 +386,14 @@ def _geometry_candidates(residual: np.ndarray, image_side: int) -> list[tuple[fl
         dy, dx = _refine(score, row, col)
         vy, vx = ly[row, col] + dy, lx[row, col] + dx
         found.append((math.hypot(vx, vy) / TILE, math.degrees(math.atan2(vy, vx))))
-    found += _cropped_geometries(image_side)
+    # of the crop geometries, those whose lattice vector scores best in the autocorrelation
+    origin_row, origin_col = -int(ly[0, 0]), -int(lx[0, 0])
+
+    def lag_score(scale: float) -> float:
+        col = origin_col + round(scale * TILE)
+        return float(np.max(score[origin_row, max(col - 1, 0) : col + 2], initial=-np.inf))
+
+    found += sorted(_cropped_geometries(image_side), key=lambda geometry: -lag_score(geometry[0]))[:CROP_CANDIDATES]
     # the autocorrelation looks one period away; folding checks every period at once: rank and refine by it
     half = cv2.resize(residual, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
     ranked = sorted(found, key=lambda geometry: -_periodicity(half, *geometry))[:CANDIDATES]
