@@ -53,4 +53,3 @@ def test_stripped_copy_leads_back_to_the_original_manifest(report):
     assert document["recovered_original"] is True
     assert stripped["verdict"]["origin"] == "ai-generated"
     assert stripped["verdict"]["strength"] == "strong"
-

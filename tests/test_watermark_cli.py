@@ -75,7 +75,7 @@ def test_stable_diffusion_mark_round_trip_and_clean_file(photo, tmp_path):
     assert marked["detected"] is True and marked["scheme"] == "sd-v1"
     assert marked["payload"] == b"StableDiffusionV1".hex()
     sd, sdxl = marked["watermarks"]
-    assert sd["matching_bits"] >= sd["threshold_bits"] and sd["false_positive_bound"] <= 1e-6
+    assert sd["rank_sum"] >= sd["rank_sum_threshold"] and sd["false_positive_bound"] <= 1e-6
     assert sdxl["scheme"] == "sdxl" and sdxl["detected"] is False
 
 
@@ -144,9 +144,9 @@ def test_expect_needs_a_scheme_that_takes_it(photo):
 
 
 def test_embed_warns_when_the_mark_does_not_read_back(tmp_path):
-    """SD v2's 32 bits tolerate 2 flips at 1e-6; invisible-watermark's own embedding flips 4 on this photo."""
-    source = tmp_path / "coffee.png"
-    ImageOps.fit(Image.fromarray(skimage.data.coffee()), (512, 512)).save(source)
+    """dwtDct writes into chroma; on a white image every change is clipped away and nothing reads back."""
+    source = tmp_path / "white.png"
+    Image.new("RGB", (512, 512), (255, 255, 255)).save(source)
     result = run("embed", str(source), "-o", str(tmp_path / "sd2.png"), "--scheme", "sd-v2", "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["readable"] is False
