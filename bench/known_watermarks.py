@@ -9,7 +9,8 @@
    watermarker (float pixels) embed it, is decoded after a few of bench/attacks.py's attacks: share of
    images detected and mean bit accuracy.
 3. False positives: every scheme on `--fp` unwatermarked images (random crops, flips, rotations, re-encodes
-   and resizes of the photos, flat colours, gradients, noise, stripes, text-like images): detections, the
+   and resizes of the photos, flat colours, gradients, noise, stripes, text-like images, and block patterns
+   repeating every 1-48 blocks, where a bit's share of votes depends on its index): detections, the
    largest rank sum seen against the threshold, the smallest p-value, and how uniform the bits
    read are (share of ones).
 4. rivaGan (`--riva-images` photos at 512², slow): decode time and bits against invisible-watermark's
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -149,7 +150,7 @@ def detection(images: list[Image.Image], side: int) -> None:
 def clean_images(sources: list[Image.Image], count: int, seed: int = 7):
     """`count` unwatermarked images: transformed photos and synthetic ones, in a fixed pseudo-random order."""
     rng = np.random.default_rng(seed)
-    kinds = ("photo", "photo", "photo", "photo", "flat", "gradient", "noise", "stripes", "text")
+    kinds = ("photo", "photo", "photo", "photo", "flat", "gradient", "noise", "stripes", "text", "pattern")
     for index in range(count):
         kind = kinds[index % len(kinds)]
         if kind == "photo":
@@ -198,6 +199,8 @@ def clean_images(sources: list[Image.Image], count: int, seed: int = 7):
             on = ((x if rng.random() < 0.5 else y) // period) % 2 == 0
             colours = rng.integers(0, 256, (2, 3))
             yield kind, Image.fromarray(np.where(on[..., None], colours[0], colours[1]).astype(np.uint8))
+        elif kind == "pattern":
+            yield kind, repeating_pattern(rng)
         else:
             paper = tuple(int(v) for v in rng.integers(200, 256, 3))
             ink = tuple(int(v) for v in rng.integers(0, 80, 3))
@@ -209,6 +212,27 @@ def clean_images(sources: list[Image.Image], count: int, seed: int = 7):
                 )
                 draw.text((6, 4 + 16 * line), words, fill=ink)
             yield kind, image
+
+
+def repeating_pattern(rng: np.random.Generator) -> Image.Image:
+    """A picture made of 8x8-pixel blocks (dwtDct's grid) that repeats every few blocks across, down or both —
+    tiles, mosaics, textiles, UI backgrounds: the case where a bit's share of votes depends on its index.
+    Sides are multiples of 64 px; each block position of the period draws its colour (from 2-4) with its own
+    probability, plus optional noise and blur."""
+    w, h = (64 * int(v) for v in rng.integers(4, 17, 2))
+    period = int(rng.choice([1, 2, 3, 4, 6, 8, 12, 16, 17, 24, 32, 48]))
+    colours = rng.integers(0, 256, (int(rng.integers(2, 5)), 3))
+    probabilities = rng.dirichlet(np.ones(len(colours)), period)  # per column phase
+    across, down = rng.random() < 0.7, rng.random() < 0.5
+    columns, rows = np.arange(w // 8) % period, np.arange(h // 8) % period
+    phase = (columns[None, :] if across else 0) + (rows[:, None] if down else 0) + np.zeros((h // 8, w // 8), int)
+    cumulative = np.cumsum(probabilities, axis=1)[phase % period]
+    choice = (rng.random((h // 8, w // 8, 1)) > cumulative).sum(axis=2)
+    pixels = np.repeat(np.repeat(colours[np.minimum(choice, len(colours) - 1)], 8, axis=0), 8, axis=1).astype(float)
+    if rng.random() < 0.5:
+        pixels += rng.normal(0, rng.uniform(1, 10), pixels.shape)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2)))) if rng.random() < 0.3 else image
 
 
 def false_positives(sources: list[Image.Image], count: int) -> None:
