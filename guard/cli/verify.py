@@ -32,7 +32,9 @@ ENV_RESOLVER_URL = "GUARD_RESOLVER_URL"
     "--allowed-list", multiple=True, metavar="PATH|URL", help="PEM end-entity certificates trusted as they are."
 )
 @click.option(
-    "--trust-config", type=click.Path(dir_okay=False), help="Allowed extended key usage OIDs, one a line (c2patool)."
+    "--trust-config",
+    type=click.Path(dir_okay=False),
+    help="More extended key usage OIDs to accept in signing certificates, one a line (c2patool's trust_config).",
 )
 @click.option("--no-local-anchor", is_flag=True, help="Do not trust this installation's own CA (guard keys init).")
 @click.option("--fetch-remote", is_flag=True, help="Download manifests that live at a URL (offline by default).")
