@@ -28,7 +28,7 @@ by the bit count). So the test is stratified (van Elteren): bits are ranked only
 is the same modulo `strata`; since 8 divides every message length here, n mod 8 is a function of the block's
 row and column modulo 8, and any pattern repeating every 1, 2, 4 or 8 blocks (8-64 px) weighs all bits of a
 stratum alike. The statistic is the sum of the strata's rank sums; its null distribution is the convolution
-of theirs. SD v1 and SDXL use 8 strata (their best possible p stays under 1e-9); SD v2's 32 bits afford only
+of theirs. SD v1 and SDXL use 8 strata (best possible p: 1e-25 and 1e-9); SD v2's 32 bits afford only
 2 (8 would leave a perfect reading at p = 1.6e-4).
 
 rivaGan carries an arbitrary 32-bit payload that we cannot know in advance, so there is no message to match:

@@ -101,9 +101,9 @@ PERIOD_RANGE = (80.0, 250.0)
 MAX_ROTATION = 10.0
 """Rotations searched, in degrees either way."""
 ORIGINAL_SIDE_STEP = 64
+"""Original sizes assumed when looking for a crop that was not rescaled (see `_cropped_geometries`)."""
 CROP_CANDIDATES = 3
 """How many of those crop geometries (the best by autocorrelation) are ranked with the autocorrelation's peaks."""
-"""Original sizes assumed when looking for a crop that was not rescaled (see `_cropped_geometries`)."""
 KEY = b"image-guard watermark v1"
 """Seed of the pseudo-random chip layout and signs. It is public: anyone can detect (and so attack) the mark."""
 
