@@ -126,7 +126,7 @@ class Protector:
         if self.scheme is None:
             self.scheme = default_scheme()
         payload = self.store.new_payload(self.scheme.payload_bytes)
-        marked = self.scheme.embed(image.convert("RGB"), payload)
+        marked = self.scheme.embed(image, payload)  # every scheme reads the pixels as RGB
         encoded = encode(marked, fmt, icc_profile=icc_profile)
         manifest_id = f"urn:c2pa:{uuid.uuid4()}"
         definition = build_manifest(

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from guard.images import rgb_pixels
+
 SCALE = 36
 """Quantisation step invisible-watermark's dwtDct uses on the U channel."""
 
@@ -53,7 +55,9 @@ class DwtDctVotes:
 
 def bgr_array(image: Image.Image) -> np.ndarray:
     """An RGB PIL image as the contiguous uint8 BGR array OpenCV-based decoders take."""
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+    import cv2
+
+    return cv2.cvtColor(rgb_pixels(image), cv2.COLOR_RGB2BGR)
 
 
 def decode_votes(pixels: np.ndarray, length: int, *, order: str = "BGR") -> DwtDctVotes:

@@ -51,6 +51,7 @@ import scipy.fft
 from PIL import Image
 
 from guard.errors import GuardError
+from guard.images import rgb_pixels
 from guard.provenance import convolutional
 from guard.provenance.watermark import WatermarkResult
 
@@ -221,7 +222,7 @@ class TiledSpreadSpectrum:
                 f"The image is {image.width}x{image.height}: too small to watermark "
                 f"(the shorter side must be at least {MIN_SIDE} pixels)."
             )
-        rgb = np.asarray(image.convert("RGB"))
+        rgb = rgb_pixels(image)
         height, width = rgb.shape[:2]
         layout = self._layout
         targets = layout.targets(convolutional.encode(_message_bits(payload)))
@@ -241,7 +242,7 @@ class TiledSpreadSpectrum:
 
     def decode(self, image: Image.Image) -> WatermarkResult:
         """Whether our mark is in `image`, its payload, and the evidence (see the module docstring)."""
-        rgb = np.asarray(image.convert("RGB"))
+        rgb = rgb_pixels(image)
         height, width = rgb.shape[:2]
         if min(height, width) < MIN_SIDE // 2:
             return self._absent({"reason": f"image too small ({width}x{height})"})

@@ -115,6 +115,6 @@ def shared(key: Hashable, compute: Callable[[], T]) -> T:
 
 def decode_all(image: Image.Image, schemes: tuple[str, ...] | None = None) -> list[WatermarkResult]:
     """Every known scheme's reading of `image` (RGB), in `KNOWN_SCHEMES` order."""
-    rgb = image.convert("RGB")
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
     with shared_work():
         return [get_scheme(name).decode(rgb) for name in (schemes if schemes is not None else KNOWN_SCHEMES)]
