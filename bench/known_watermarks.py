@@ -34,12 +34,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.attacks import ATTACKS
-from bench.common import sample_photos
+from bench.common import SYNTHETIC_KINDS, sample_photos, synthetic_image
 from guard.provenance.dwtdct import bgr_array, decode_bits
 from guard.provenance.known_marks import FALSE_POSITIVE_RATE, threshold_bits
 from guard.provenance.watermark import get_scheme
@@ -148,9 +148,9 @@ def detection(images: list[Image.Image], side: int) -> None:
 
 
 def clean_images(sources: list[Image.Image], count: int, seed: int = 7):
-    """`count` unwatermarked images: transformed photos and synthetic ones, in a fixed pseudo-random order."""
+    """`count` unwatermarked images: transformed photos and made-up ones, in a fixed pseudo-random order."""
     rng = np.random.default_rng(seed)
-    kinds = ("photo", "photo", "photo", "photo", "flat", "gradient", "noise", "stripes", "text", "pattern")
+    kinds = ("photo", "photo", "photo", "photo", *SYNTHETIC_KINDS)
     for index in range(count):
         kind = kinds[index % len(kinds)]
         if kind == "photo":
@@ -172,67 +172,7 @@ def clean_images(sources: list[Image.Image], count: int, seed: int = 7):
                 image = ImageOps.flip(image)
             yield kind, image
             continue
-        w, h = (int(v) for v in rng.integers(256, 700, 2))
-        if kind == "flat":
-            yield kind, Image.new("RGB", (w, h), tuple(int(v) for v in rng.integers(0, 256, 3)))
-        elif kind == "gradient":
-            angle = rng.uniform(0, np.pi)
-            y, x = np.mgrid[0:h, 0:w]
-            t = (x * np.cos(angle) + y * np.sin(angle)) / (w + h)
-            start, end = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-            pixels = start + (end - start) * t[..., None]
-            yield kind, Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-        elif kind == "noise":
-            sigma = rng.uniform(2, 80)
-            pixels = rng.normal(rng.uniform(40, 220), sigma, (h, w, 3))
-            if rng.random() < 0.5:
-                pixels = np.asarray(
-                    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-                    .resize((w // 8 + 1, h // 8 + 1))
-                    .resize((w, h), Image.Resampling.BICUBIC),
-                    dtype=float,
-                )
-            yield kind, Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-        elif kind == "stripes":
-            period = int(rng.integers(2, 40))
-            y, x = np.mgrid[0:h, 0:w]
-            on = ((x if rng.random() < 0.5 else y) // period) % 2 == 0
-            colours = rng.integers(0, 256, (2, 3))
-            yield kind, Image.fromarray(np.where(on[..., None], colours[0], colours[1]).astype(np.uint8))
-        elif kind == "pattern":
-            yield kind, repeating_pattern(rng)
-        else:
-            paper = tuple(int(v) for v in rng.integers(200, 256, 3))
-            ink = tuple(int(v) for v in rng.integers(0, 80, 3))
-            image = Image.new("RGB", (w, h), paper)
-            draw = ImageDraw.Draw(image)
-            for line in range(h // 16):
-                words = " ".join(
-                    "".join(chr(int(c)) for c in rng.integers(97, 123, rng.integers(2, 9))) for _ in range(20)
-                )
-                draw.text((6, 4 + 16 * line), words, fill=ink)
-            yield kind, image
-
-
-def repeating_pattern(rng: np.random.Generator) -> Image.Image:
-    """A picture made of 8x8-pixel blocks (dwtDct's grid) that repeats every few blocks across, down or both —
-    tiles, mosaics, textiles, UI backgrounds: the case where a bit's share of votes depends on its index.
-    Sides are multiples of 64 px; each block position of the period draws its colour (from 2-4) with its own
-    probability, plus optional noise and blur."""
-    w, h = (64 * int(v) for v in rng.integers(4, 17, 2))
-    period = int(rng.choice([1, 2, 3, 4, 6, 8, 12, 16, 17, 24, 32, 48]))
-    colours = rng.integers(0, 256, (int(rng.integers(2, 5)), 3))
-    probabilities = rng.dirichlet(np.ones(len(colours)), period)  # per column phase
-    across, down = rng.random() < 0.7, rng.random() < 0.5
-    columns, rows = np.arange(w // 8) % period, np.arange(h // 8) % period
-    phase = (columns[None, :] if across else 0) + (rows[:, None] if down else 0) + np.zeros((h // 8, w // 8), int)
-    cumulative = np.cumsum(probabilities, axis=1)[phase % period]
-    choice = (rng.random((h // 8, w // 8, 1)) > cumulative).sum(axis=2)
-    pixels = np.repeat(np.repeat(colours[np.minimum(choice, len(colours) - 1)], 8, axis=0), 8, axis=1).astype(float)
-    if rng.random() < 0.5:
-        pixels += rng.normal(0, rng.uniform(1, 10), pixels.shape)
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    return image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2)))) if rng.random() < 0.3 else image
+        yield kind, synthetic_image(kind, rng)
 
 
 def false_positives(sources: list[Image.Image], count: int) -> None:

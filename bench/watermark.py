@@ -31,12 +31,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.attacks import ATTACKS, PAYLOAD_TARGETS, reencode
-from bench.common import ROOT, sample_photos
+from bench.common import ROOT, SYNTHETIC_KINDS, sample_photos, synthetic_image
 from guard.provenance.spread_spectrum import FALSE_POSITIVE_RATE, TiledSpreadSpectrum
 
 SKIMAGE_PHOTOS = (
@@ -173,11 +173,11 @@ def measure(codecs: dict, images: list[tuple[str, Image.Image]], size: int, riva
 
 
 def unmarked_images(images: list[tuple[str, Image.Image]], count: int, seed: int) -> list[tuple[str, Image.Image]]:
-    """`count` varied images that carry no guard mark."""
+    """`count` varied images that carry no guard mark: transformed photos, made-up pictures
+    (`bench.common.SYNTHETIC_KINDS`) and photos marked by the other schemes."""
     rng = np.random.default_rng(seed)
-    font = ImageFont.load_default()
     marked_by_others = [Anchor("dwtDct", 48), Anchor("dwtDctSvd", 48)]
-    kinds = ("photo", "crop", "flip", "rotate", "jpeg", "flat", "gradient", "noise", "stripes", "text", "other")
+    kinds = ("photo", "crop", "flip", "rotate", "jpeg", *SYNTHETIC_KINDS, "other")
     made: list[tuple[str, Image.Image]] = []
     while len(made) < count:
         kind = kinds[len(made) % len(kinds)]
@@ -198,39 +198,8 @@ def unmarked_images(images: list[tuple[str, Image.Image]], count: int, seed: int
             image = square(photo, side).rotate(float(rng.uniform(-30, 30)), resample=Image.Resampling.BICUBIC)
         elif kind == "jpeg":
             image = reencode(square(photo, side), "JPEG", int(rng.integers(20, 95)))
-        elif kind == "flat":
-            image = Image.new(
-                "RGB", (side, int(side * rng.uniform(0.5, 2))), tuple(int(v) for v in rng.integers(0, 256, 3))
-            )
-        elif kind == "gradient":
-            y, x = np.mgrid[0:side, 0:side] / side
-            angle = rng.uniform(0, np.pi)
-            ramp = np.cos(angle) * x + np.sin(angle) * y
-            colours = rng.integers(0, 256, (2, 3))
-            pixels = colours[0] + (colours[1] - colours[0]) * (ramp / max(ramp.max(), 1e-6))[:, :, None]
-            image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-        elif kind == "noise":
-            sigma = float(rng.uniform(2, 80))
-            pixels = 128 + rng.normal(0, sigma, (side, side, 3))
-            if rng.random() < 0.5:  # coloured (low-passed) noise too
-                pixels = cv2.GaussianBlur(pixels.astype(np.float32), (0, 0), float(rng.uniform(0.5, 4)))
-            image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-        elif kind == "stripes":
-            period = float(rng.uniform(3, 200))
-            y, x = np.mgrid[0:side, 0:side]
-            angle = rng.uniform(0, np.pi)
-            wave = np.sin(2 * np.pi * (np.cos(angle) * x + np.sin(angle) * y) / period)
-            if rng.random() < 0.5:
-                wave = wave * np.sin(
-                    2 * np.pi * (np.cos(angle + np.pi / 2) * x + np.sin(angle + np.pi / 2) * y) / period
-                )
-            image = Image.fromarray(np.repeat((128 + 100 * wave)[:, :, None], 3, axis=2).astype(np.uint8))
-        elif kind == "text":
-            image = Image.new("RGB", (side, side), tuple(int(v) for v in rng.integers(180, 256, 3)))
-            draw = ImageDraw.Draw(image)
-            letters = np.array(list("abcdefghijklmnopqrstuvwxyz      ABCDEFGHIJ0123456789.,"))
-            for line in range(0, side, int(rng.integers(10, 24))):
-                draw.text((4, line), "".join(rng.choice(letters, side // 6)), fill=(0, 0, 0), font=font)
+        elif kind in SYNTHETIC_KINDS:
+            image = synthetic_image(kind, rng)
         else:
             codec = marked_by_others[int(rng.integers(len(marked_by_others)))]
             image = codec.embed(square(photo, max(side, 256)), rng.integers(0, 2, 48).astype(np.uint8))
