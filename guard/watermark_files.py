@@ -15,7 +15,7 @@ from guard.errors import GuardError
 from guard.files import write_atomic
 from guard.images import ENCODE_OPTIONS, WRITE_FORMATS, load_image
 from guard.provenance import watermark
-from guard.provenance.watermark import WatermarkResult
+from guard.provenance.watermark import WatermarkResult, shared_work
 
 OUTPUT_FORMATS = {suffix: fmt for suffix, fmt in WRITE_FORMATS.items() if fmt not in ("AVIF", "HEIF")}
 """Output suffix -> Pillow format. Lossless formats keep the mark exactly; lossy ones are written at high quality."""
@@ -110,24 +110,15 @@ def resolve_schemes(schemes: Sequence[str] | None = None, *, expect: bytes | Non
     return codecs
 
 
-def decode_image(
-    image: Image.Image, schemes: Sequence[str] | None = None, *, expect: bytes | None = None
-) -> list[WatermarkResult]:
-    """Every named scheme's reading of `image` (default: the schemes the verifier tries).
-
-    With `expect`, schemes that can only test a given payload (rivaGan) test that one.
-    """
-    return _read(image, resolve_schemes(schemes, expect=expect), expect)
-
-
 def _read(image: Image.Image, codecs: list[Any], expect: bytes | None) -> list[WatermarkResult]:
-    rgb = image.convert("RGB")
-    return [
-        codec.decode_expecting(rgb, expect)
-        if expect is not None and hasattr(codec, "decode_expecting")
-        else codec.decode(rgb)
-        for codec in codecs
-    ]
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    with shared_work():  # the SD and SDXL decoders read the same dwtDct block votes
+        return [
+            codec.decode_expecting(rgb, expect)
+            if expect is not None and hasattr(codec, "decode_expecting")
+            else codec.decode(rgb)
+            for codec in codecs
+        ]
 
 
 def decode_record(path: str | os.PathLike, results: list[WatermarkResult]) -> dict[str, Any]:
