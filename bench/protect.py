@@ -26,11 +26,11 @@ from bench.common import PHOTO, median_ms
 from guard.errors import GuardError
 from guard.images import load_image
 from guard.protect import Protector, default_scheme, encode, protect_image
-from guard.provenance.credentials import c2pa_context, make_signer, sign_asset
-from guard.provenance.fingerprint import fingerprints
-from guard.provenance.keys import SigningIdentity, init_identity
-from guard.provenance.manifest import build_manifest
-from guard.provenance.store import ManifestStore
+from guard.provenance.credentials.c2pa import c2pa_context, make_signer, sign_asset
+from guard.provenance.credentials.fingerprint import fingerprints
+from guard.provenance.credentials.keys import SigningIdentity, init_identity
+from guard.provenance.credentials.manifest import build_manifest
+from guard.provenance.credentials.store import ManifestStore
 
 
 def main() -> int:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.attacks import ATTACKS, PAYLOAD_TARGETS, reencode
 from bench.common import ROOT, SYNTHETIC_KINDS, sample_photos, synthetic_image
-from guard.provenance.spread_spectrum import FALSE_POSITIVE_RATE, TiledSpreadSpectrum
+from guard.provenance.watermarks.ours import FALSE_POSITIVE_RATE, TiledSpreadSpectrum
 
 SKIMAGE_PHOTOS = (
     "astronaut",

@@ -19,7 +19,7 @@ from guard.errors import ConfigError
 
 DETECTORS: dict[str, str] = {
     "nudenet": "detectors.nudenet:NudeNetDetector",
-    "clip_concepts": "detectors.clip:ClipConceptDetector",
+    "clip_concepts": "detectors.concepts:ClipConceptDetector",
     "synthetic": "detectors.synthetic:SyntheticImageDetector",
 }
 """Detector name (as written in policies) -> "module:class"."""

@@ -50,21 +50,21 @@ class DemoHome:
         return f"sqlite:///{self.root / 'manifests.db'}"
 
     def init(self) -> None:
-        from guard.provenance.keys import KEY_FILE, init_identity, keys_dir
+        from guard.provenance.credentials.keys import KEY_FILE, init_identity, keys_dir
 
         if not (keys_dir(self.root) / KEY_FILE).exists():
             init_identity(self.root, organization="image-guard demo")
 
     def identity(self):
         """The demo's own identity, even where GUARD_SIGN_CERT/GUARD_SIGN_KEY name the user's."""
-        from guard.provenance.keys import CHAIN_FILE, KEY_FILE, SigningIdentity, keys_dir
+        from guard.provenance.credentials.keys import CHAIN_FILE, KEY_FILE, SigningIdentity, keys_dir
 
         folder = keys_dir(self.root)
         return SigningIdentity.load(chain=folder / CHAIN_FILE, key=folder / KEY_FILE)
 
     def trust(self):
-        from guard.provenance.credentials import TrustConfig
-        from guard.provenance.keys import local_trust_anchor
+        from guard.provenance.credentials.c2pa import TrustConfig
+        from guard.provenance.credentials.keys import local_trust_anchor
 
         anchor = local_trust_anchor(self.root)
         return TrustConfig(anchors=(anchor,) if anchor else ())
@@ -88,7 +88,7 @@ def scan(policy, path: Path) -> dict[str, Any]:
 def protect(home: DemoHome, source: Path, output: Path, decision: dict[str, Any]) -> dict[str, Any]:
     """Watermark, sign and record the sample as a generated image would be."""
     from guard.protect import Protector
-    from guard.provenance.store import ManifestStore
+    from guard.provenance.credentials.store import ManifestStore
 
     with ManifestStore.open(home.store_url) as store:
         protector = Protector(identity=home.identity(), store=store)
@@ -115,7 +115,7 @@ def strip_metadata(source: Path, output: Path) -> dict[str, Any]:
 
 def verify(home: DemoHome, path: Path) -> dict[str, Any]:
     """The verifier's report, trusting the demo identity and looking in the demo store."""
-    from guard.provenance.store import ManifestStore
+    from guard.provenance.credentials.store import ManifestStore
     from guard.verify import verify_file
 
     with ManifestStore.open(home.store_url) as store:

@@ -27,12 +27,12 @@ from PIL import Image
 from guard.errors import GuardError
 from guard.files import atomic_path
 from guard.images import ENCODE_OPTIONS, WRITE_FORMATS, iter_image_files, load_image, read_file
-from guard.provenance.credentials import SIGNABLE_MIME, c2pa_context, make_signer, read_manifest, sign_asset
-from guard.provenance.fingerprint import fingerprints
-from guard.provenance.keys import SigningIdentity
-from guard.provenance.manifest import PARENT_LABEL, build_manifest
-from guard.provenance.store import ManifestRecord, ManifestStore
-from guard.provenance.watermark import DEFAULT_SCHEME, WatermarkScheme, get_scheme
+from guard.provenance.credentials.c2pa import SIGNABLE_MIME, c2pa_context, make_signer, read_manifest, sign_asset
+from guard.provenance.credentials.fingerprint import fingerprints
+from guard.provenance.credentials.keys import SigningIdentity
+from guard.provenance.credentials.manifest import PARENT_LABEL, build_manifest
+from guard.provenance.credentials.store import ManifestRecord, ManifestStore
+from guard.provenance.watermarks import DEFAULT_SCHEME, WatermarkScheme, get_scheme
 
 OUTPUT_FORMATS = {suffix: fmt for suffix, fmt in WRITE_FORMATS.items() if fmt in SIGNABLE_MIME}
 """Output suffix -> Pillow format: the containers c2pa embeds a manifest in and Pillow writes."""
@@ -68,7 +68,7 @@ class Protector:
     identity: SigningIdentity
     store: ManifestStore
     scheme: Any = None
-    """A `guard.provenance.watermark.WatermarkScheme` (name, payload_bytes, embed); None: the project's
+    """A `guard.provenance.watermarks.WatermarkScheme` (name, payload_bytes, embed); None: the project's
     default, loaded when the first image is protected."""
 
     def __post_init__(self) -> None:
@@ -291,7 +291,7 @@ def protect_file(
 
 
 def default_scheme(name: str | None = None) -> WatermarkScheme:
-    """A watermark scheme from guard.provenance.watermark: `name`, else the project's default (ours)."""
+    """A watermark scheme from guard.provenance.watermarks: `name`, else the project's default (ours)."""
     return get_scheme(name or DEFAULT_SCHEME)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from guard.provenance.credentials import TrustConfig
-from guard.provenance.keys import init_identity, local_trust_anchor
+from guard.provenance.credentials.c2pa import TrustConfig
+from guard.provenance.credentials.keys import init_identity, local_trust_anchor
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,15 @@ import pytest
 from PIL import Image
 
 from guard.errors import ConfigError
-from guard.provenance.credentials import (
+from guard.provenance.credentials.c2pa import (
     TrustConfig,
     c2pa_context,
     make_signer,
     read_manifest,
     sign_asset,
 )
-from guard.provenance.keys import SigningIdentity
-from guard.provenance.manifest import IPTC, build_manifest, prompt_sha256
+from guard.provenance.credentials.keys import SigningIdentity
+from guard.provenance.credentials.manifest import IPTC, build_manifest, prompt_sha256
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 C2PA_FIXTURES = SHARED / "fixtures" / "c2pa"

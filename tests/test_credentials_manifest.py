@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from guard.errors import GuardError
-from guard.provenance.manifest import IPTC, build_manifest, prompt_sha256
+from guard.provenance.credentials.manifest import IPTC, build_manifest, prompt_sha256
 
 PAYLOAD = bytes.fromhex("00112233aabb")
 

@@ -21,12 +21,12 @@ from generation import GenerationOptions, generate, load_pipeline
 from generation.tiny import TINY_SIZE, save_tiny_pipeline
 from guard.cli import cli
 from guard.errors import GuardError
-from guard.guarded import Guard, guard_pipeline
+from guard.generate import Guard, guard_pipeline
 from guard.protect import Protector, default_scheme
-from guard.provenance.credentials import TrustConfig, read_manifest
-from guard.provenance.keys import SigningIdentity
-from guard.provenance.manifest import GENERATION_LABEL, IPTC, POLICY_LABEL, prompt_sha256
-from guard.provenance.store import ManifestStore
+from guard.provenance.credentials.c2pa import TrustConfig, read_manifest
+from guard.provenance.credentials.keys import SigningIdentity
+from guard.provenance.credentials.manifest import GENERATION_LABEL, IPTC, POLICY_LABEL, prompt_sha256
+from guard.provenance.credentials.store import ManifestStore
 from guard.redact import blur
 from guard.verify import verify_file
 
@@ -114,13 +114,13 @@ def _files(folder: Path) -> list[Path]:
 def test_allowed_prompt_is_delivered_watermarked_with_valid_ai_credentials(
     pipe, protector, home, tmp_path, monkeypatch
 ):
-    from guard import guarded
+    import guard.generate as generate_module
 
     detector = StubNudeNet(suggestive=0.1)
     steps_seen = []
     asked = []
-    real_generate = guarded.generate
-    monkeypatch.setattr(guarded, "generate", lambda p, o, **kw: asked.append(o) or real_generate(p, o, **kw))
+    real_generate = generate_module.generate
+    monkeypatch.setattr(generate_module, "generate", lambda p, o, **kw: asked.append(o) or real_generate(p, o, **kw))
     guard = Guard("default", detectors={"nudenet": detector}, protector=protector)
     records = guard.generate(
         "a red bicycle",
@@ -186,7 +186,7 @@ def test_flagged_output_is_blurred_when_the_policy_says_blur(pipe, protector, ho
 
 
 def _negative() -> str:
-    from guard.guarded import with_policy_terms
+    from guard.generate import with_policy_terms
     from policies import load_policy
 
     return with_policy_terms(None, load_policy("default"))
@@ -378,7 +378,7 @@ def test_cli_missing_model_is_one_line_exit_2(tiny_model, cli_env, tmp_path, mod
 
 def test_init_image_that_is_not_an_image_is_one_image_error(tmp_path):
     from guard.errors import ImageError
-    from guard.guarded import init_ingredient
+    from guard.generate import init_ingredient
 
     fake = tmp_path / "init.jpg"
     fake.write_text("not an image")

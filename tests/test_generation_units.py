@@ -12,7 +12,7 @@ from generation.devices import choose_device
 from generation.errors import GenerationError, ModelLoadError
 from generation.loading import offline_mode, resolve_model
 from generation.pipeline import GenerationOptions, validate
-from guard.guarded import combined, with_policy_terms
+from guard.generate import combined, with_policy_terms
 from guard.redact import BLUR_GRID, blur
 from policies import decide_prompt, load_policy
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from guard.cli import cli
 from guard.protect import default_scheme
-from guard.provenance.credentials import read_manifest
-from guard.provenance.keys import init_identity
+from guard.provenance.credentials.c2pa import read_manifest
+from guard.provenance.credentials.keys import init_identity
 
 FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
 
@@ -80,9 +80,9 @@ def test_cli_expired_certificate_and_wrong_password_exit_2(tmp_path, monkeypatch
 def test_cli_output_is_trusted_ai_made_and_found_after_metadata_stripping(cli_home, tmp_path):
     from PIL import Image
 
-    from guard.provenance.credentials import TrustConfig
-    from guard.provenance.manifest import IPTC
-    from guard.provenance.store import ManifestStore
+    from guard.provenance.credentials.c2pa import TrustConfig
+    from guard.provenance.credentials.manifest import IPTC
+    from guard.provenance.credentials.store import ManifestStore
 
     out = tmp_path / "out.png"
     result = CliRunner().invoke(cli, ["protect", str(FORMATS / "P1000827.jpg"), "-o", str(out), "--json"])
@@ -145,7 +145,7 @@ def test_cli_tiny_image_is_protected_or_refused_in_one_line(cli_home, tmp_path):
 
 
 def test_cli_signs_with_the_users_own_chain_and_key(cli_home, tmp_path):
-    from guard.provenance.credentials import TrustConfig
+    from guard.provenance.credentials.c2pa import TrustConfig
 
     own = init_identity(tmp_path / "newsroom", organization="Newsroom")
     out = tmp_path / "out.jpg"

@@ -12,8 +12,8 @@ from PIL import Image
 
 from guard.errors import GuardError
 from guard.protect import Protector, default_scheme, protect_image
-from guard.provenance.keys import SigningIdentity
-from guard.provenance.store import ManifestStore
+from guard.provenance.credentials.keys import SigningIdentity
+from guard.provenance.credentials.store import ManifestStore
 
 
 def _image() -> Image.Image:
@@ -28,8 +28,8 @@ def _run_killed(home: Path, out_dir: Path, when: str) -> subprocess.CompletedPro
         import os, signal, sys
         from PIL import Image
         from guard.protect import Protector, default_scheme, protect_image
-        from guard.provenance.keys import SigningIdentity
-        from guard.provenance.store import ManifestStore
+        from guard.provenance.credentials.keys import SigningIdentity
+        from guard.provenance.credentials.store import ManifestStore
 
         original_add = ManifestStore.add
 

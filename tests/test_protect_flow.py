@@ -12,10 +12,10 @@ from PIL import Image
 
 from guard.errors import GuardError
 from guard.protect import Protector, default_scheme, protect_image
-from guard.provenance.credentials import read_manifest
-from guard.provenance.keys import SigningIdentity
-from guard.provenance.manifest import IPTC
-from guard.provenance.store import ManifestStore
+from guard.provenance.credentials.c2pa import read_manifest
+from guard.provenance.credentials.keys import SigningIdentity
+from guard.provenance.credentials.manifest import IPTC
+from guard.provenance.credentials.store import ManifestStore
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FORMATS = SHARED / "fixtures" / "formats"

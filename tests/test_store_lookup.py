@@ -14,8 +14,8 @@ from PIL import Image, ImageEnhance
 
 from guard.errors import ConfigError, GuardError
 from guard.images import load_image
-from guard.provenance.fingerprint import fingerprints, hamming
-from guard.provenance.store import ManifestRecord, ManifestStore, default_url
+from guard.provenance.credentials.fingerprint import fingerprints, hamming
+from guard.provenance.credentials.store import ManifestRecord, ManifestStore, default_url
 
 FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
 PHOTOS = ["P1000827.jpg", "earth_apollo17.jpg", "mars.webp", "sample1.png", "TUSCANY.TIF"]
@@ -183,7 +183,7 @@ def test_banded_index_finds_every_record_within_15_bits(store, phash, colorhash,
 
 def test_store_under_a_file_is_one_config_error(tmp_path):
     from guard.errors import ConfigError
-    from guard.provenance.store import ManifestStore
+    from guard.provenance.credentials.store import ManifestStore
 
     blocker = tmp_path / "a-file"
     blocker.write_bytes(b"x")

@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 from guard.errors import GuardError
-from guard.provenance.fingerprint import fingerprints
-from guard.provenance.store import ManifestRecord, ManifestStore
+from guard.provenance.credentials.fingerprint import fingerprints
+from guard.provenance.credentials.store import ManifestRecord, ManifestStore
 
 FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
 

@@ -14,8 +14,8 @@ from skimage import data as skdata
 
 from guard.cli import cli
 from guard.protect import Protector, default_scheme, protect_image
-from guard.provenance.keys import SigningIdentity, init_identity
-from guard.provenance.store import ManifestStore
+from guard.provenance.credentials.keys import SigningIdentity, init_identity
+from guard.provenance.credentials.store import ManifestStore
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 C2PA_FIXTURES = SHARED / "fixtures" / "c2pa"
@@ -213,8 +213,8 @@ def test_remote_manifest_is_fetched_only_when_asked(tmp_path):
 
     import c2pa
 
-    from guard.provenance.credentials import c2pa_context, make_signer
-    from guard.provenance.manifest import build_manifest
+    from guard.provenance.credentials.c2pa import c2pa_context, make_signer
+    from guard.provenance.credentials.manifest import build_manifest
 
     home = tmp_path / "signer"
     init_identity(home)

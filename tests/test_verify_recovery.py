@@ -19,11 +19,11 @@ from skimage import data as skdata
 
 from guard.cli import cli
 from guard.protect import Protector, default_scheme, protect_image
-from guard.provenance.credentials import TrustConfig
-from guard.provenance.fingerprint import fingerprints
-from guard.provenance.keys import SigningIdentity, init_identity
-from guard.provenance.manifest import soft_binding_alg
-from guard.provenance.store import ManifestRecord, ManifestStore
+from guard.provenance.credentials.c2pa import TrustConfig
+from guard.provenance.credentials.fingerprint import fingerprints
+from guard.provenance.credentials.keys import SigningIdentity, init_identity
+from guard.provenance.credentials.manifest import soft_binding_alg
+from guard.provenance.credentials.store import ManifestRecord, ManifestStore
 from guard.verify import Verifier, verify_file
 from guard.verify.resolver import ResolverError, SoftBindingResolver
 from guard.verify.trust import VerifyTrust
@@ -297,8 +297,8 @@ def test_protected_files_in_every_output_format_verify_as_trusted(home, trust, t
 def test_credentials_swapped_on_a_protected_image_are_caught(protected, trust, tmp_path):
     """Someone strips a protected AI image and signs it again, claiming a camera capture: the watermark still
     names the original manifest, and the AI claim wins."""
-    from guard.provenance.credentials import make_signer, sign_asset
-    from guard.provenance.manifest import IPTC
+    from guard.provenance.credentials.c2pa import make_signer, sign_asset
+    from guard.provenance.credentials.manifest import IPTC
 
     result, stripped, record = protected
     forger = tmp_path / "forger"

@@ -7,7 +7,7 @@ import builtins
 from pathlib import Path
 
 from guard.verify import Verifier
-from guard.verify import synthetic as syn
+from guard.verify import synthetic_evidence as syn
 from guard.verify.trust import VerifyTrust
 
 PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats" / "earth_apollo17.jpg"

@@ -17,9 +17,8 @@ from PIL import Image, ImageDraw, ImageOps
 
 from guard.errors import GuardError
 from guard.images import load_image
-from guard.provenance import known_marks
-from guard.provenance.dwtdct import decode_bits, decode_votes, haar_approximation, tally
-from guard.provenance.watermark import KNOWN_SCHEMES, decode_all, get_scheme
+from guard.provenance.watermarks import KNOWN_SCHEMES, decode_all, get_scheme, known_marks
+from guard.provenance.watermarks.dwtdct import decode_bits, decode_votes, haar_approximation, tally
 
 FIXTURES = "/work/shared/fixtures/formats"
 

@@ -11,7 +11,7 @@ from guard import __version__
 from guard.cli.common import user_errors
 
 COMMANDS: dict[str, str] = {
-    "check-prompt": "guard.cli.prompt:check_prompt",
+    "check-prompt": "guard.cli.check_prompt:check_prompt",
     "demo": "guard.cli.demo:demo",
     "generate": "guard.cli.generate:generate",
     "keys": "guard.cli.keys:keys",

@@ -94,8 +94,8 @@ def protect(
     from guard.errors import GuardError
     from guard.images import list_image_files
     from guard.protect import Protector, batch_outputs
-    from guard.provenance.keys import SigningIdentity
-    from guard.provenance.store import ManifestStore
+    from guard.provenance.credentials.keys import SigningIdentity
+    from guard.provenance.credentials.store import ManifestStore
 
     sources = [click.format_filename(p) for p in input_paths]
     single = len(sources) == 1 and not Path(sources[0]).is_dir() and output_dir is None

@@ -181,7 +181,7 @@ def _page_name(folder: Path, image: Path, written: set[Path]) -> Path:
 def _open_store(url: str | None):
     """The manifest store to recover from; None when the default SQLite store does not exist (verify never
     creates one)."""
-    from guard.provenance.store import ManifestStore, default_url
+    from guard.provenance.credentials.store import ManifestStore, default_url
 
     url = url or default_url()
     if url.startswith("sqlite:///"):

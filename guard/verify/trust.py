@@ -16,8 +16,8 @@ from typing import Any
 import c2pa
 
 from guard.errors import ConfigError
-from guard.provenance.credentials import TrustConfig
-from guard.provenance.keys import local_trust_anchor
+from guard.provenance.credentials.c2pa import TrustConfig
+from guard.provenance.credentials.keys import local_trust_anchor
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from guard.verify.credentials import C2paEvidence
+from guard.verify.c2pa_evidence import C2paEvidence
 from guard.verify.explain import source_type_label
 from guard.verify.recovery import STRONG_FINGERPRINT_DISTANCE, Recovery
 from guard.verify.signals import CAPTURE_SIGNALS, history_signals
-from guard.verify.watermarks import WatermarkReading
+from guard.verify.watermark_evidence import WatermarkReading
 
 ORIGINS = ("ai-generated", "ai-edited", "captured (claimed)", "unknown")
 STRENGTHS = ("strong", "moderate", "weak", "none")

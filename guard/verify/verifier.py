@@ -22,18 +22,18 @@ from typing import Any
 from PIL import Image
 
 from guard.images import load_image, read_file
-from guard.provenance.credentials import SIGNABLE_MIME, TrustConfig
-from guard.provenance.store import ManifestStore
+from guard.provenance.credentials.c2pa import SIGNABLE_MIME, TrustConfig
+from guard.provenance.credentials.store import ManifestStore
+from guard.verify.c2pa_evidence import gather
 from guard.verify.conformance import ConformingProducts
-from guard.verify.credentials import gather
 from guard.verify.metadata import read_metadata
 from guard.verify.recovery import Recovery, recover_local, recover_remote
 from guard.verify.report import VerifyReport
 from guard.verify.resolver import SoftBindingResolver
-from guard.verify.synthetic import classify, load_synthetic_detector
+from guard.verify.synthetic_evidence import classify, load_synthetic_detector
 from guard.verify.trust import VerifyTrust
 from guard.verify.verdict import decide
-from guard.verify.watermarks import bind_to_manifest, read_watermarks, schemes_to_try
+from guard.verify.watermark_evidence import bind_to_manifest, read_watermarks, schemes_to_try
 
 
 @dataclass

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from detectors import build_detectors
-from detectors.clip import ClipConceptDetector, similarity_to_score
+from detectors.concepts import ClipConceptDetector, similarity_to_score
 from detectors.openclip import resolve
 from detectors.synthetic import SyntheticImageDetector, center_crop
 from guard.errors import ConfigError

@@ -20,7 +20,7 @@ from typing import Any
 import c2pa
 
 from guard.errors import ConfigError, GuardError
-from guard.provenance.keys import ALLOWED_EKUS, SigningIdentity
+from guard.provenance.credentials.keys import ALLOWED_EKUS, SigningIdentity
 
 ENV_TRUST_ANCHORS = "GUARD_TRUST_ANCHORS"
 ENV_TRUST_LIST = "GUARD_TRUST_LIST"

@@ -23,7 +23,7 @@ from PIL import Image
 
 from guard.config import guard_home
 from guard.errors import ConfigError, GuardError
-from guard.provenance.fingerprint import KINDS, fingerprints, hamming
+from guard.provenance.credentials.fingerprint import KINDS, fingerprints, hamming
 
 ENV_STORE_URL = "GUARD_STORE_URL"
 DEFAULT_MAX_DISTANCE = 14

@@ -1,7 +1,7 @@
 """C2PA evidence: a file's Content Credentials (or a recovered manifest store) as the report shows them.
 
 c2pa-python validates (one Reader per file; what it refuses is explained by
-`guard.provenance.credentials.read_manifest`); this module only reads the result: validation state and every
+`guard.provenance.credentials.c2pa.read_manifest`); this module only reads the result: validation state and every
 failure (active manifest and ingredients) in plain words, the signer's certificate, claim generator, signing
 time, actions, the ingredient history as a tree, training/mining permissions, CAWG identities, the claim
 thumbnail, the rubric signals and integrity levels, and whether the signer is a conforming product.
@@ -16,7 +16,7 @@ from typing import Any
 
 import c2pa
 
-from guard.provenance.credentials import ManifestReading, read_manifest
+from guard.provenance.credentials.c2pa import ManifestReading, read_manifest
 from guard.verify.conformance import ConformingProducts, conforming_product
 from guard.verify.explain import explain_failure, source_type_label
 from guard.verify.integrity import integrity_rubric

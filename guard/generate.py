@@ -203,7 +203,7 @@ def combined(prompt: Decision, image: dict[str, Any]) -> dict[str, Any]:
 def init_ingredient(source: str | Path | bytes | Image.Image) -> Ingredient:
     """The init image as a C2PA `inputTo` ingredient: the file's own bytes when c2pa takes its format,
     else a PNG of its pixels."""
-    from guard.provenance.credentials import SIGNABLE_MIME
+    from guard.provenance.credentials.c2pa import SIGNABLE_MIME
 
     if isinstance(source, str | Path):
         path = Path(source)
