@@ -26,7 +26,13 @@ ENV_RESOLVER_URL = "GUARD_RESOLVER_URL"
     "--trust-anchors",
     multiple=True,
     metavar="PATH|URL",
-    help="PEM trust anchors (e.g. the C2PA trust list), repeatable; added to GUARD_TRUST_ANCHORS and the local CA.",
+    help="PEM trust anchors, repeatable; added to the official C2PA lists, GUARD_TRUST_ANCHORS and the local CA.",
+)
+@click.option(
+    "--no-default-trust",
+    is_flag=True,
+    help="Do not use the official C2PA trust list and TSA list (see `guard trust show`); GUARD_TRUST_LIST, "
+    "GUARD_TRUST_ANCHORS and --trust-anchors still apply.",
 )
 @click.option(
     "--allowed-list", multiple=True, metavar="PATH|URL", help="PEM end-entity certificates trusted as they are."
@@ -71,6 +77,7 @@ def verify(
     as_json: bool,
     html_path: str | None,
     trust_anchors: tuple[str, ...],
+    no_default_trust: bool,
     allowed_list: tuple[str, ...],
     trust_config: str | None,
     no_local_anchor: bool,
@@ -106,6 +113,7 @@ def verify(
         trust_config=trust_config,
         fetch_remote=fetch_remote,
         include_local=not no_local_anchor,
+        default_lists=not no_default_trust,
     )
     products = ConformingProducts.load(conforming_products) if conforming_products else ConformingProducts.from_env()
     resolver_url = resolver_url or os.environ.get(ENV_RESOLVER_URL) or None

@@ -69,7 +69,7 @@ class Verifier:
         mime = SIGNABLE_MIME.get(metadata.get("format") or "")
         if metadata.get("format") == "MPO":
             mime = "image/jpeg"
-        c2pa = gather(data, context=self._context, mime=mime, products=self.products)
+        c2pa = gather(data, context=self._context, mime=mime, products=self.products, trust=self.trust)
         watermarks = read_watermarks(image, self.schemes)
         bind_to_manifest(watermarks, c2pa.reading.soft_bindings if c2pa.state is not None else [])
         recovery: Recovery | None = None
