@@ -20,7 +20,9 @@ ENV_RESOLVER_URL = "GUARD_RESOLVER_URL"
     "--html",
     "html_path",
     type=click.Path(),
-    help="Also write a self-contained HTML report (several images: a folder with one page per image).",
+    help="Also write an HTML report. One image: its page. Several images or a folder: a PATH ending in .html gets "
+    "one self-contained sortable page (a row per file, each opening its full report); any other PATH is a folder "
+    "of per-file pages with an index.html.",
 )
 @click.option(
     "--trust-anchors",
@@ -103,8 +105,10 @@ def verify(
 
     sources = [click.format_filename(p) for p in input_paths]
     single = len(sources) == 1 and not Path(sources[0]).is_dir()
-    if html_path and not single and Path(html_path).exists() and not Path(html_path).is_dir():
-        raise GuardError(f"--html {html_path} is a file; for several images give a folder for the pages.")
+    if html_path and not single and Path(html_path).is_file() and not _is_page(Path(html_path)):
+        raise GuardError(
+            f"--html {html_path} is a file; for several images give a .html file for one page, or a folder for pages."
+        )
     if html_path and single and Path(html_path).exists() and Path(html_path).samefile(sources[0]):
         raise GuardError(f"--html {html_path} is the image being verified; give another file for the report.")
     trust = VerifyTrust.default(
@@ -140,16 +144,24 @@ def verify(
             store.close()
 
 
-def _verify_many(verifier, sources: list[str], pages: Path | None) -> int:
+def _verify_many(verifier, sources: list[str], html: Path | None) -> int:
+    """JSON Lines on stdout; with `html`, one page for the batch (`*.html`) or a folder of pages and its index."""
     from rich.console import Console
     from rich.progress import Progress
 
     from guard.errors import GuardError
     from guard.images import list_image_files
+    from guard.verify.html_batch import BatchPage
+    from guard.verify.verifier import VERIFY_SUFFIXES
 
-    files = list_image_files(sources)
+    files = list_image_files(sources, suffixes=VERIFY_SUFFIXES)
     flagged = failed = False
-    written: set[Path] = set()
+    pages = html if html is not None and not _is_page(html) else None
+    batch = None
+    if html is not None:
+        title = f"guard verify: {', '.join(sources)}"
+        batch = BatchPage(title=title, base=pages) if pages is not None else BatchPage(title=title)
+    written: set[Path] = {pages / "index.html"} if pages is not None else set()
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("verifying", total=len(files))
@@ -159,20 +171,32 @@ def _verify_many(verifier, sources: list[str], pages: Path | None) -> int:
             except GuardError as exc:
                 failed = True
                 emit_json({"path": str(path), "error": str(exc)})
+                if batch is not None:
+                    batch.add_error(str(path), str(exc))
             else:
                 flagged = flagged or report.flagged
                 document = report.to_dict()
+                page = None
                 if pages is not None:
                     from guard.verify.html import write_html
 
                     page = _page_name(pages, path, written)
                     write_html(report, page)
                     document["html"] = str(page)
+                if batch is not None:
+                    batch.add(report, page, document)
                 emit_json(document)
             progress.advance(task)
+    if batch is not None:
+        batch.write(pages / "index.html" if pages is not None else html)
     if failed:
         return EXIT_BAD_INPUT
     return EXIT_FLAGGED if flagged else EXIT_CLEAN
+
+
+def _is_page(path: Path) -> bool:
+    """Whether --html names one page (a .html file) rather than a folder of pages."""
+    return path.suffix.lower() in (".html", ".htm") and not path.is_dir()
 
 
 def _page_name(folder: Path, image: Path, written: set[Path]) -> Path:

@@ -21,10 +21,11 @@ from typing import Any
 
 from PIL import Image
 
-from guard.images import load_image, read_file
+from guard.errors import ImageError
+from guard.images import IMAGE_SUFFIXES, load_image, read_file
 from guard.provenance.credentials.c2pa import SIGNABLE_MIME, TrustConfig
 from guard.provenance.credentials.store import ManifestStore
-from guard.verify.c2pa_evidence import gather
+from guard.verify.c2pa_evidence import C2paEvidence, gather
 from guard.verify.conformance import ConformingProducts
 from guard.verify.metadata import read_metadata
 from guard.verify.recovery import Recovery, recover_local, recover_remote
@@ -34,6 +35,18 @@ from guard.verify.synthetic_evidence import classify, load_synthetic_detector
 from guard.verify.trust import VerifyTrust
 from guard.verify.verdict import decide
 from guard.verify.watermark_evidence import bind_to_manifest, read_watermarks, schemes_to_try
+
+CREDENTIALS_ONLY_MIME: dict[str, str] = {
+    ".dng": "image/dng",
+    ".arw": "image/x-sony-arw",
+    ".nef": "image/x-nikon-nef",
+    ".jxl": "image/jxl",
+}
+"""Suffix -> MIME type of the formats c2pa reads whose pixels we may not decode (camera RAW, JPEG XL): their
+Content Credentials are verified all the same; pixel evidence (watermarks, fingerprint, classifier) is not."""
+
+VERIFY_SUFFIXES = frozenset(IMAGE_SUFFIXES | CREDENTIALS_ONLY_MIME.keys())
+"""What a folder run of `guard verify` picks up: every image we decode, and every format c2pa reads."""
 
 
 @dataclass
@@ -59,17 +72,40 @@ class Verifier:
             self.detector = load_synthetic_detector()
 
     def verify_file(self, path: str | Path) -> VerifyReport:
+        """Verify one file. A camera RAW or JPEG XL file whose pixels we cannot decode still has its Content
+        Credentials verified (`CREDENTIALS_ONLY_MIME`); any other undecodable file is refused (ImageError)."""
         data = read_file(path)
-        return self.verify_bytes(data, name=str(path), image=load_image(data, name=str(path)))
+        try:
+            image = load_image(data, name=str(path))
+        except ImageError as exc:
+            mime = CREDENTIALS_ONLY_MIME.get(Path(path).suffix.lower())
+            if mime is None:
+                raise
+            return self.verify_bytes(data, name=str(path), mime=mime, undecoded=str(exc))
+        return self.verify_bytes(data, name=str(path), image=image)
 
-    def verify_bytes(self, data: bytes, *, name: str = "<bytes>", image: Image.Image | None = None) -> VerifyReport:
-        """Verify an encoded image (`image`: its decoded pixels, when the caller already has them)."""
-        image = image if image is not None else load_image(data)
+    def verify_bytes(
+        self,
+        data: bytes,
+        *,
+        name: str = "<bytes>",
+        image: Image.Image | None = None,
+        mime: str | None = None,
+        undecoded: str | None = None,
+    ) -> VerifyReport:
+        """Verify an encoded image (`image`: its decoded pixels, when the caller already has them). With
+        `undecoded` (why the pixels could not be decoded) and the file's `mime`, only the credentials and
+        metadata are read."""
+        if undecoded is None:
+            image = image if image is not None else load_image(data)
         metadata = read_metadata(data)
-        mime = SIGNABLE_MIME.get(metadata.get("format") or "")
-        if metadata.get("format") == "MPO":
-            mime = "image/jpeg"
+        if mime is None:
+            mime = SIGNABLE_MIME.get(metadata.get("format") or "")
+            if metadata.get("format") == "MPO":
+                mime = "image/jpeg"
         c2pa = gather(data, context=self._context, mime=mime, products=self.products, trust=self.trust)
+        if image is None:
+            return self._credentials_only(name, c2pa, metadata, undecoded or "not decoded")
         watermarks = read_watermarks(image, self.schemes)
         bind_to_manifest(watermarks, c2pa.reading.soft_bindings if c2pa.state is not None else [])
         recovery: Recovery | None = None
@@ -108,6 +144,26 @@ class Verifier:
             trust=self.trust.describe(),
             resolver=resolver_info,
             image=image,
+        )
+
+    def _credentials_only(self, name: str, c2pa: C2paEvidence, metadata: dict[str, Any], why: str) -> VerifyReport:
+        """The report of a file whose pixels were not decoded: credentials and metadata, nothing pixel-based."""
+        skipped = f"not run: the pixels were not decoded ({why})"
+        synthetic = {"status": "not run", "reason": skipped}
+        verdict = decide(c2pa, None, [], metadata.get("hints", []), synthetic)
+        verdict.reasons.append(
+            "watermarks, fingerprint recovery and the classifier need the pixels, which were not decoded: only the "
+            "Content Credentials and metadata were checked"
+        )
+        return VerifyReport(
+            path=name,
+            c2pa=c2pa,
+            watermarks=[],
+            recovered=None,
+            metadata={**metadata, "pixels": skipped},
+            synthetic=synthetic,
+            verdict=verdict,
+            trust=self.trust.describe(),
         )
 
 
