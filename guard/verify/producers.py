@@ -145,10 +145,16 @@ def ai_tool(manifest: dict[str, Any]) -> dict[str, Any] | None:
     action of a Reader-JSON manifest (one whose source type, standard or vendor, is generative AI), or for
     a legacy Adobe generative-AI assertion; None when the manifest records no AI tool."""
     legacy = _assertion(manifest, "com.adobe.generative-ai")
-    for label, index, action in manifest_actions(manifest):
-        dst, dst_field = source_type(action)
-        if dst in GENAI_SOURCE_TYPES:
-            return _tool(manifest, action, f"{label}.actions[{index}]", dst, dst_field)
+    found = [
+        tool
+        for label, index, action in manifest_actions(manifest)
+        if (dst := source_type(action))[0] in GENAI_SOURCE_TYPES
+        and (tool := _tool(manifest, action, f"{label}.actions[{index}]", *dst)) is not None
+    ]
+    # An AI action that names its tool beats one that only has the manifest's claim generator to go by.
+    named = [t for t in found if not t["field"].startswith("claim_generator")]
+    if named or found:
+        return (named or found)[0]
     if isinstance(legacy, dict):
         return _tool(manifest, {}, "com.adobe.generative-ai", None, None)
     return None

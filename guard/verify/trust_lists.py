@@ -190,7 +190,7 @@ def _fetch(url: str) -> bytes:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ConfigError(
-            f"Cannot download {url} ({reason}): this machine looks offline; download the file elsewhere and run "
+            f"Cannot download {url} ({reason}); if this machine is offline, download the file elsewhere and run "
             "`guard trust update PATH`."
         ) from None
 
