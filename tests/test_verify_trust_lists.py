@@ -131,8 +131,7 @@ def test_trust_show_names_each_list_with_source_and_date(vendor):
     assert [(t["kind"], t["origin"]) for t in shown["lists"]] == [("c2pa", "bundled"), ("tsa", "installed")]
 
 
-def test_update_from_a_url_and_one_line_errors(tmp_path, fresh_home, vendor):
-    ca, _ = vendor
+def test_update_from_a_url_and_one_line_errors(tmp_path, fresh_home):
     served = tmp_path / "served"
     served.mkdir()
     (served / "list.pem").write_bytes((CONFORMANCE / "C2PA-TRUST-LIST.pem").read_bytes())

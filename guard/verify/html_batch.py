@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -176,4 +177,4 @@ def _rank(origin: str) -> int:
 
 
 def _relative(page: Path, base: Path) -> str:
-    return Path(os.path.relpath(page, base)).as_posix()
+    return urllib.parse.quote(Path(os.path.relpath(page, base)).as_posix())
