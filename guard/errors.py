@@ -1,4 +1,14 @@
-"""Errors a user can fix: the CLI prints them as one line and exits with code 2."""
+"""Errors a user can fix, and the one place that says which exceptions mean "exit code 2, one line".
+
+`guard`'s own errors are `GuardError` and its kinds; the lower packages own theirs (`policies.errors`,
+`detectors.errors`, `generation.errors`) and never import `guard`. `USER_ERRORS` lists them all: the CLI
+prints any of them as one line and exits with code 2, library loops turn them into per-file error values,
+and the service answers them with a 4xx problem document.
+"""
+
+from detectors.errors import DetectorError
+from generation.errors import GenerationError, ModelLoadError
+from policies.errors import PolicyError
 
 
 class GuardError(Exception):
@@ -11,3 +21,13 @@ class ImageError(GuardError):
 
 class ConfigError(GuardError):
     """A setting, key, certificate or file the user pointed to is missing or wrong."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (
+    GuardError,
+    PolicyError,
+    DetectorError,
+    ModelLoadError,
+    GenerationError,
+)
+"""Every exception type that means the user's input or setup is wrong (not a bug)."""

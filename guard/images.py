@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from guard.config import ENV_MAX_PIXELS, env_int
 from guard.errors import ImageError
+from guard.settings import MAX_PIXELS, env_int
 
 DEFAULT_MAX_PIXELS = 64_000_000
 """Default decompression-bomb cap: 64 megapixels (override with GUARD_MAX_PIXELS or max_pixels=)."""
@@ -106,7 +106,7 @@ def _register_heif() -> None:
 
 def max_pixels_setting() -> int:
     """The pixel cap in force: GUARD_MAX_PIXELS if set, else the default."""
-    return env_int(ENV_MAX_PIXELS, DEFAULT_MAX_PIXELS)
+    return env_int(MAX_PIXELS, DEFAULT_MAX_PIXELS)
 
 
 def describe(source: ImageSource) -> str:
@@ -232,7 +232,7 @@ def _check_pixels(name: str, size: tuple[int, int], cap: int) -> None:
     if width * height > cap:
         raise ImageError(
             f"{name}: {width}×{height} is {width * height / 1e6:.1f} megapixels, over the "
-            f"{cap / 1e6:g} MP limit (a decompression-bomb guard; raise it with {ENV_MAX_PIXELS})."
+            f"{cap / 1e6:g} MP limit (a decompression-bomb guard; raise it with {MAX_PIXELS})."
         )
 
 

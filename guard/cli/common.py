@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,20 +20,6 @@ policy_option = click.option(
     metavar="NAME|PATH",
     help="Bundled policy name (default, strict, dataset) or a YAML file; default from GUARD_POLICY.",
 )
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean 'the user's input or setup is wrong' (exit 2, one line, no traceback)."""
-    from guard.errors import GuardError
-
-    types: list[type[BaseException]] = [GuardError]
-    for module, name in (
-        ("policies.errors", "PolicyError"),
-        ("generation.errors", "ModelLoadError"),
-    ):
-        if module in sys.modules:
-            types.append(getattr(sys.modules[module], name))
-    return tuple(types)
 
 
 def emit_json(document: Any) -> None:

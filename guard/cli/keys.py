@@ -30,15 +30,15 @@ def keys() -> None:
 def init(organization: str, common_name: str | None, days: int, encrypt: bool, force: bool, as_json: bool) -> None:
     """Create a local root CA and an ES256 signing certificate under GUARD_HOME/keys."""
     from guard.provenance.credentials.keys import (
-        ENV_SIGN_KEY_PASSWORD,
         SigningIdentity,
         init_identity,
         local_trust_anchor,
     )
+    from guard.settings import SIGN_KEY_PASSWORD
 
     password = None
     if encrypt:
-        password = os.environ.get(ENV_SIGN_KEY_PASSWORD) or click.prompt(
+        password = os.environ.get(SIGN_KEY_PASSWORD) or click.prompt(
             "Password for the private key", hide_input=True, confirmation_prompt=True
         )
     folder = init_identity(

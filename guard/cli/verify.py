@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from guard.cli.common import EXIT_BAD_INPUT, EXIT_CLEAN, EXIT_FLAGGED, emit_json, json_option
-
-ENV_RESOLVER_URL = "GUARD_RESOLVER_URL"
+from guard.settings import RESOLVER_URL
 
 
 @click.command("verify")
@@ -65,7 +64,7 @@ ENV_RESOLVER_URL = "GUARD_RESOLVER_URL"
     "resolver_url",
     default=None,
     metavar="URL",
-    help=f"C2PA soft binding resolution service URL (or {ENV_RESOLVER_URL}).",
+    help=f"C2PA soft binding resolution service URL (or {RESOLVER_URL}).",
 )
 @click.option(
     "--classifier/--no-classifier",
@@ -120,7 +119,7 @@ def verify(
         default_lists=not no_default_trust,
     )
     products = ConformingProducts.load(conforming_products) if conforming_products else ConformingProducts.from_env()
-    resolver_url = resolver_url or os.environ.get(ENV_RESOLVER_URL) or None
+    resolver_url = resolver_url or os.environ.get(RESOLVER_URL) or None
     resolver = SoftBindingResolver(resolver_url) if resolver_url else None
     store = None if no_store else _open_store(store_url)
     try:

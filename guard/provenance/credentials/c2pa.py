@@ -21,9 +21,7 @@ import c2pa
 
 from guard.errors import ConfigError, GuardError
 from guard.provenance.credentials.keys import ALLOWED_EKUS, SigningIdentity
-
-ENV_TRUST_ANCHORS = "GUARD_TRUST_ANCHORS"
-ENV_TRUST_LIST = "GUARD_TRUST_LIST"
+from guard.settings import TRUST_ANCHORS, TRUST_LIST
 
 SIGNABLE_MIME = {
     "JPEG": "image/jpeg",
@@ -52,12 +50,12 @@ class TrustConfig:
     @classmethod
     def from_env(cls, extra_anchors: Iterable[str | Path] = ()) -> TrustConfig:
         """GUARD_TRUST_ANCHORS (paths or URLs separated by `:` or `,`) and GUARD_TRUST_LIST."""
-        raw = os.environ.get(ENV_TRUST_ANCHORS, "")
+        raw = os.environ.get(TRUST_ANCHORS, "")
         # A colon separates entries unless it is the one in "https://".
         anchors = [p.strip() for p in re.split(r",|:(?!//)", raw) if p.strip()]
         return cls(
             anchors=(*anchors, *extra_anchors),
-            trust_list=os.environ.get(ENV_TRUST_LIST) or None,
+            trust_list=os.environ.get(TRUST_LIST) or None,
         )
 
     def settings(self) -> dict[str, Any]:
