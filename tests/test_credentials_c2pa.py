@@ -11,6 +11,7 @@ from PIL import Image
 
 from guard.errors import ConfigError
 from guard.provenance.credentials.c2pa import (
+    Ingredient,
     TrustConfig,
     c2pa_context,
     make_signer,
@@ -154,7 +155,7 @@ def test_parent_ingredient_carries_its_manifest(signer, identity, anchored):
         "image/jpeg",
         signer,
         identity=identity,
-        ingredient=({"title": "first.jpg", "relationship": "parentOf", "label": "parent"}, first, "image/jpeg"),
+        ingredient=Ingredient(data=first, mime="image/jpeg", title="first.jpg", relationship="parentOf"),
     )
     reading = read_manifest(second, trust=anchored)
     assert reading.state == "Trusted"

@@ -222,9 +222,9 @@ def test_folder_walk_finds_images_recursively_and_keeps_explicit_files(tmp_path)
 
 def test_writers_share_one_format_table_and_their_outputs_read_back(tmp_path):
     from guard.images import ENCODE_OPTIONS, WRITE_FORMATS, load_image
-    from guard.protect import OUTPUT_FORMATS as PROTECT_FORMATS
+    from guard.protect import SIGNED_FORMATS as PROTECT_FORMATS
     from guard.provenance.credentials.c2pa import SIGNABLE_MIME
-    from guard.watermark import OUTPUT_FORMATS as WATERMARK_FORMATS
+    from guard.watermark import MARKED_FORMATS as WATERMARK_FORMATS
 
     assert set(PROTECT_FORMATS.items()) <= set(WRITE_FORMATS.items())
     assert set(WATERMARK_FORMATS.items()) <= set(WRITE_FORMATS.items())

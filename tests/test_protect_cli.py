@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from guard.cli import cli
-from guard.protect import default_scheme
 from guard.provenance.credentials.c2pa import read_manifest
 from guard.provenance.credentials.keys import init_identity
+from guard.provenance.watermarks import get_scheme
 
 FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
 
@@ -98,7 +98,7 @@ def test_cli_output_is_trusted_ai_made_and_found_after_metadata_stripping(cli_ho
     with ManifestStore.open() as store:
         (match, _), *_ = store.find_by_fingerprint(image)
         assert match.manifest_id == document["manifest_id"]
-        payload = default_scheme(document["watermark"]["scheme"]).decode(image).payload
+        payload = get_scheme(document["watermark"]["scheme"]).decode(image).payload
         assert store.find_by_payload(payload).manifest_id == document["manifest_id"]
 
 
@@ -172,3 +172,51 @@ def test_cli_folder_without_images_and_unwritable_output_exit_2_with_one_line(cl
     assert result.exit_code == 2, result.output
     expected = f"error: Cannot write {blocker / 'o.jpg'}: {blocker} is a file, not a folder."
     assert result.stderr.splitlines() == [expected]
+
+
+def test_cli_icon_below_the_watermark_floor_is_signed_without_a_watermark(cli_home, tmp_path):
+    from PIL import Image
+
+    from guard.provenance.credentials.store import ManifestStore
+
+    icon = tmp_path / "icon.png"
+    Image.open(FORMATS / "earth_apollo17.jpg").convert("RGB").resize((64, 64)).save(icon)
+    out = tmp_path / "icon-signed.png"
+    result = CliRunner().invoke(cli, ["protect", str(icon), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["watermark"] is None
+    assert "64x64" in document["watermark_reason"] and "without a watermark" in document["watermark_reason"]
+    reading = read_manifest(out)
+    assert reading.manifest_id == document["manifest_id"]
+    assert reading.state == "Valid"
+    assert reading.assertion("c2pa.soft-binding") is None
+    with ManifestStore.open() as store:
+        record = store.get(document["manifest_id"])
+    assert record is not None and record.scheme == "none"
+
+    plain = CliRunner().invoke(cli, ["protect", str(icon), "-o", str(tmp_path / "plain.png")])
+    assert plain.exit_code == 0 and "no watermark (64x64 is below" in plain.stdout
+
+    refused = CliRunner().invoke(
+        cli, ["protect", str(icon), "-o", str(tmp_path / "refused.png"), "--require-watermark"]
+    )
+    assert refused.exit_code == 2
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--require-watermark" in refused.stderr
+    assert not (tmp_path / "refused.png").exists()
+
+
+def test_library_loop_gives_the_cli_results(cli_home, tmp_path):
+    """`protect_paths` is what `guard protect` runs: one result per file, errors as values, same fields."""
+    from guard.protect import protect_paths
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes((FORMATS / "earth_apollo17.jpg").read_bytes())
+    (folder / "broken.jpg").write_text("not an image")
+    results = list(protect_paths([folder], output_dir=tmp_path / "out"))
+    assert [r.path.name for r in results] == ["a.jpg", "broken.jpg"]
+    assert results[0].ok and results[0].value.output == tmp_path / "out" / "a.jpg"
+    assert set(results[0].to_dict()) >= {"path", "output", "manifest_id", "watermark"}
+    assert not results[1].ok and "broken.jpg" in results[1].error
+    assert results[1].to_dict() == {"path": str(folder / "broken.jpg"), "error": results[1].error}

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from guard.errors import GuardError
-from guard.protect import Protector, default_scheme, protect_image
+from guard.protect import Protector, protect_image
 from guard.provenance.credentials.c2pa import read_manifest
 from guard.provenance.credentials.keys import SigningIdentity
 from guard.provenance.credentials.source_types import DigitalSourceType
@@ -24,7 +24,7 @@ FORMATS = SHARED / "fixtures" / "formats"
 @pytest.fixture()
 def protector(home, tmp_path):
     with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        yield Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        yield Protector(identity=SigningIdentity.load(home), store=store)
 
 
 @pytest.fixture(scope="module")

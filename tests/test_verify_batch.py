@@ -22,7 +22,7 @@ from PIL import Image
 from guard.cli import cli
 from guard.provenance.credentials.c2pa import c2pa_context, make_signer
 from guard.provenance.credentials.keys import SigningIdentity, init_identity
-from guard.verify.explain import IPTC
+from guard.provenance.credentials.source_types import IPTC_NAMESPACE as IPTC
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 C2PA_FIXTURES = SHARED / "fixtures" / "c2pa"

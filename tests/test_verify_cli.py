@@ -13,7 +13,7 @@ from PIL import Image, PngImagePlugin
 from skimage import data as skdata
 
 from guard.cli import cli
-from guard.protect import Protector, default_scheme, protect_image
+from guard.protect import Protector, protect_image
 from guard.provenance.credentials.keys import SigningIdentity, init_identity
 from guard.provenance.credentials.store import ManifestStore
 
@@ -116,7 +116,7 @@ def test_trust_anchor_and_conforming_product(tmp_path):
     home = tmp_path / "vendor"
     init_identity(home, organization="OpenAI OpCo, LLC", common_name="OpenAI Media Service")
     with ManifestStore.open(f"sqlite:///{tmp_path / 'vendor.db'}") as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store)
         result = protect_image(Image.fromarray(skdata.astronaut()), tmp_path / "gen.jpg", protector=protector)
     anchor = str(home / "keys" / "ca.pem")
     trusted = json.loads(
@@ -171,7 +171,7 @@ def test_trust_anchors_and_products_list_by_url(tmp_path):
     home = tmp_path / "vendor"
     init_identity(home, organization="OpenAI OpCo, LLC", common_name="OpenAI Media Service")
     with ManifestStore.open(f"sqlite:///{tmp_path / 'vendor.db'}") as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store)
         result = protect_image(Image.fromarray(skdata.astronaut()), tmp_path / "gen.jpg", protector=protector)
     served = tmp_path / "served"
     served.mkdir()
@@ -301,3 +301,20 @@ def test_html_report_never_overwrites_the_image_it_verifies(tmp_path):
         f"error: --html {image} is the image being verified; give another file for the report."
     ]
     assert image.read_bytes() == (C2PA_FIXTURES / "C.jpg").read_bytes()
+
+
+def test_python_api_gives_what_the_command_prints(tmp_path):
+    """`Verifier.from_env` + `verify_paths` is what `guard verify DIR --json` runs: same records, in order."""
+    from guard.verify import Verifier, verify_paths
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("C.jpg", "XCA.jpg"):
+        (folder / name).write_bytes((C2PA_FIXTURES / name).read_bytes())
+    (folder / "broken.png").write_text("not an image")
+    printed = [json.loads(line) for line in run(str(folder), "--json").output.splitlines() if line.strip()]
+    with Verifier.from_env(classifier=False) as verifier:
+        library = [outcome.to_dict() for outcome in verify_paths([folder], verifier)]
+    assert json.loads(json.dumps(library, default=str)) == printed
+    assert [Path(r["path"]).name for r in library] == ["C.jpg", "XCA.jpg", "broken.png"]
+    assert "error" in library[2]

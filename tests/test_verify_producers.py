@@ -18,7 +18,7 @@ from skimage import data as skdata
 from guard.cli import cli
 from guard.provenance.credentials.c2pa import c2pa_context, make_signer
 from guard.provenance.credentials.keys import SigningIdentity, init_identity
-from guard.verify.explain import IPTC
+from guard.provenance.credentials.source_types import IPTC_NAMESPACE as IPTC
 from guard.verify.producers import TOOL_FIELDS, VENDOR_SOURCE_TYPES, ai_tool, source_type
 
 PARTNER = {

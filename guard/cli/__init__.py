@@ -8,7 +8,7 @@ import sys
 import click
 
 from guard import __version__
-from guard.errors import USER_ERRORS
+from guard.errors import user_errors
 
 COMMANDS: dict[str, str] = {
     "check-prompt": "guard.cli.check_prompt:check_prompt",
@@ -56,7 +56,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
+        except user_errors() as exc:
             click.echo(f"error: {' '.join(str(exc).split())}", err=True)  # one line, whatever the message holds
             ctx.exit(2)
 

@@ -8,9 +8,7 @@ from typing import Any
 
 import click
 
-from guard.cli.common import emit_json, json_option, policy_option
-
-_COLOURS = {"allow": "green", "blur": "yellow", "review": "yellow", "block": "red"}
+from guard.cli.common import DECISION_COLOURS, emit_json, json_option, policy_option
 
 
 @click.command("demo")
@@ -107,7 +105,7 @@ def _prompt_table(console, results: list[dict[str, Any]]) -> None:
     table.add_column("prompt")
     table.add_column("why")
     for result in results:
-        colour = _COLOURS[result["decision"]]
+        colour = DECISION_COLOURS[result["decision"]]
         why = "; ".join(f"{r['category']}: {r['rule']} ({r['evidence']!r})" for r in result["reasons"])
         table.add_row(f"[{colour}]{result['decision']}[/]", result["prompt"], why or "-")
     console.print(table)
@@ -122,7 +120,7 @@ def _scan_summary(console, assessment: dict[str, Any]) -> None:
     for detector, labels in assessment.get("scores", {}).items():
         shown = ", ".join(f"{label} {score:.3f}" for label, score in labels.items() if isinstance(score, float))
         console.print(f"  {detector}: {shown or 'no labels'}")
-    colour = _COLOURS[assessment["decision"]]
+    colour = DECISION_COLOURS[assessment["decision"]]
     console.print(f"  decision: [{colour}]{assessment['decision']}[/]")
 
 

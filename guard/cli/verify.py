@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -98,9 +97,6 @@ def verify(
     """
     from guard.errors import GuardError
     from guard.verify import Verifier
-    from guard.verify.conformance import ConformingProducts
-    from guard.verify.resolver import SoftBindingResolver
-    from guard.verify.trust import VerifyTrust
 
     sources = [click.format_filename(p) for p in input_paths]
     single = len(sources) == 1 and not Path(sources[0]).is_dir()
@@ -110,20 +106,19 @@ def verify(
         )
     if html_path and single and Path(html_path).exists() and Path(html_path).samefile(sources[0]):
         raise GuardError(f"--html {html_path} is the image being verified; give another file for the report.")
-    trust = VerifyTrust.default(
-        anchors=trust_anchors,
-        allowed=allowed_list,
+    with Verifier.from_env(
+        trust_anchors=trust_anchors,
+        allowed_list=allowed_list,
         trust_config=trust_config,
+        local_anchor=not no_local_anchor,
+        default_trust=not no_default_trust,
         fetch_remote=fetch_remote,
-        include_local=not no_local_anchor,
-        default_lists=not no_default_trust,
-    )
-    products = ConformingProducts.load(conforming_products) if conforming_products else ConformingProducts.from_env()
-    resolver_url = resolver_url or os.environ.get(RESOLVER_URL) or None
-    resolver = SoftBindingResolver(resolver_url) if resolver_url else None
-    store = None if no_store else _open_store(store_url)
-    try:
-        verifier = Verifier(trust=trust, store=store, resolver=resolver, products=products, classifier=classifier)
+        conforming_products=conforming_products,
+        store_url=store_url,
+        use_store=not no_store,
+        resolver_url=resolver_url,
+        classifier=classifier,
+    ) as verifier:
         if single:
             report = verifier.verify_file(sources[0])
             if html_path:
@@ -138,9 +133,6 @@ def verify(
                 render_terminal(report)
             ctx.exit(EXIT_FLAGGED if report.flagged else EXIT_CLEAN)
         ctx.exit(_verify_many(verifier, sources, Path(html_path) if html_path else None))
-    finally:
-        if store is not None:
-            store.close()
 
 
 def _verify_many(verifier, sources: list[str], html: Path | None) -> int:
@@ -148,43 +140,36 @@ def _verify_many(verifier, sources: list[str], html: Path | None) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from guard.errors import GuardError
     from guard.images import list_image_files
+    from guard.verify import verify_paths
     from guard.verify.html_batch import BatchPage
     from guard.verify.verifier import VERIFY_SUFFIXES
 
     files = list_image_files(sources, suffixes=VERIFY_SUFFIXES)
     flagged = failed = False
     pages = html if html is not None and not _is_page(html) else None
-    batch = None
-    if html is not None:
-        title = f"guard verify: {', '.join(sources)}"
-        batch = BatchPage(title=title, base=pages) if pages is not None else BatchPage(title=title)
+    batch = BatchPage(title=f"guard verify: {', '.join(sources)}", base=pages) if html is not None else None
     written: set[Path] = {pages / "index.html"} if pages is not None else set()
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("verifying", total=len(files))
-        for path in files:
-            try:
-                report = verifier.verify_file(path)
-            except GuardError as exc:
-                failed = True
-                emit_json({"path": str(path), "error": str(exc)})
-                if batch is not None:
-                    batch.add_error(str(path), str(exc))
-            else:
-                flagged = flagged or report.flagged
-                document = report.to_dict()
+        for outcome in verify_paths(files, verifier):
+            failed = failed or not outcome.ok
+            document = outcome.to_dict()
+            if outcome.ok:
+                flagged = flagged or outcome.value.flagged
                 page = None
                 if pages is not None:
                     from guard.verify.html import write_html
 
-                    page = _page_name(pages, path, written)
-                    write_html(report, page)
+                    page = _page_name(pages, outcome.path, written)
+                    write_html(outcome.value, page)
                     document["html"] = str(page)
                 if batch is not None:
-                    batch.add(report, page, document)
-                emit_json(document)
+                    batch.add(outcome.value, page, document)
+            elif batch is not None:
+                batch.add_error(str(outcome.path), outcome.error)
+            emit_json(document)
             progress.advance(task)
     if batch is not None:
         batch.write(pages / "index.html" if pages is not None else html)
@@ -207,16 +192,3 @@ def _page_name(folder: Path, image: Path, written: set[Path]) -> Path:
         page = folder / f"{image.name}-{number}.html"
     written.add(page)
     return page
-
-
-def _open_store(url: str | None):
-    """The manifest store to recover from; None when the default SQLite store does not exist (verify never
-    creates one)."""
-    from guard.provenance.credentials.store import ManifestStore, default_url
-
-    url = url or default_url()
-    if url.startswith("sqlite:///"):
-        database = url.removeprefix("sqlite:///")
-        if database and database != ":memory:" and not Path(database).expanduser().exists():
-            return None
-    return ManifestStore.open(url)

@@ -164,7 +164,7 @@ def key_evidence(document: dict[str, Any]) -> str:
     else:
         parts.append("no Content Credentials")
     if c2pa.get("ai_tool"):
-        parts.append(f"AI tool: {ai_tool_line(c2pa['ai_tool'])}")
+        parts.append(f"AI tool: {ai_tool_line(c2pa['ai_tool'], with_field=False)}")
     reasons = document["verdict"].get("reasons") or []
     if reasons:
         parts.append(reasons[0])

@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from guard.verify.explain import IPTC
+from guard.provenance.credentials.source_types import DigitalSourceType as DST
 
-GENAI_SOURCE_TYPES = frozenset({IPTC + "trainedAlgorithmicMedia", IPTC + "compositeWithTrainedAlgorithmicMedia"})
-"""Source types that say generative AI made (or made part of) the content."""
+GENAI_SOURCE_TYPES = frozenset({DST.TRAINED_ALGORITHMIC_MEDIA, DST.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA})
+"""Source types that say generative AI made (or made part of) the content (`ai_tool` looks for these)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ VENDOR_SOURCE_TYPES: tuple[VendorSourceType, ...] = (
         "Microsoft (Bing Image Creator, Designer)",
         "description",
         value="AI Generated Image",
-        source_type=IPTC + "trainedAlgorithmicMedia",
+        source_type=DST.TRAINED_ALGORITHMIC_MEDIA.uri,
     ),
 )
 
@@ -148,7 +148,7 @@ def ai_tool(manifest: dict[str, Any]) -> dict[str, Any] | None:
     found = [
         tool
         for label, index, action in manifest_actions(manifest)
-        if (dst := source_type(action))[0] in GENAI_SOURCE_TYPES
+        if DST.from_uri((dst := source_type(action))[0]) in GENAI_SOURCE_TYPES
         and (tool := _tool(manifest, action, f"{label}.actions[{index}]", *dst)) is not None
     ]
     # An AI action that names its tool beats one that only has the manifest's claim generator to go by.

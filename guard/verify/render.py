@@ -134,7 +134,7 @@ def evidence_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def ai_tool_line(tool: dict[str, Any]) -> str:
+def ai_tool_line(tool: dict[str, Any], *, with_field: bool = True) -> str:
     """`Seedance — model seedance, version seedance_2.0 — by Adobe Firefly (partner models) (from …details)`."""
     parts = [str(tool["name"])]
     details = ", ".join(f"{k} {tool[k]}" for k in ("model", "version") if tool.get(k))
@@ -142,7 +142,7 @@ def ai_tool_line(tool: dict[str, Any]) -> str:
         parts.append(details)
     if tool.get("producer"):
         parts.append(f"by {tool['producer']}")
-    return " — ".join(parts) + f" (from {tool['field']})"
+    return " — ".join(parts) + (f" (from {tool['field']})" if with_field else "")
 
 
 def history_tree(title: str, manifest: dict[str, Any]) -> Tree:

@@ -29,6 +29,7 @@ import c2pa
 from guard.errors import ConfigError
 from guard.provenance.credentials.c2pa import TrustConfig, load_pem
 from guard.provenance.credentials.keys import local_trust_anchor
+from guard.settings import TRUST_LIST
 from guard.verify.trust_lists import TrustList, default_list
 
 
@@ -109,7 +110,7 @@ class VerifyTrust:
         ]
         if self.trust.trust_list is not None:
             found.append(
-                {"list": "GUARD_TRUST_LIST", "source": str(self.trust.trust_list), "_ref": self.trust.trust_list}
+                {"list": TRUST_LIST, "source": str(self.trust.trust_list), "_ref": self.trust.trust_list}
             )
         for anchor in self.trust.anchors:
             local = self.local_anchor is not None and str(anchor) == str(self.local_anchor)

@@ -23,9 +23,9 @@ from typing import Any
 
 from cryptography import x509
 
-from guard.config import guard_home
 from guard.errors import ConfigError
 from guard.files import write_atomic
+from guard.settings import guard_home
 
 KINDS = ("c2pa", "tsa")
 """`c2pa`: the C2PA trust list (claim signers); `tsa`: the C2PA TSA trust list (time-stamping authorities)."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from guard.provenance.credentials.source_types import DigitalSourceType as DST
 from guard.verify.c2pa_evidence import C2paEvidence
-from guard.verify.explain import IPTC, source_type_label
+from guard.verify.explain import source_type_label
 from guard.verify.producers import INCEPTION_ACTIONS
 from guard.verify.recovery import STRONG_FINGERPRINT_DISTANCE, Recovery
 from guard.verify.signals import CAPTURE_SIGNALS, history_signals
@@ -36,7 +37,6 @@ NO_EVIDENCE = (
     "nothing found says how the image was made (AI or capture); this is not evidence that it is authentic or "
     "human-made: credentials, watermarks and metadata are easily removed"
 )
-FULLY_GENAI = IPTC + "trainedAlgorithmicMedia"
 _RANK = {"strong": 3, "moderate": 2, "weak": 1, "none": 0}
 _ORIGIN_PRIORITY = {"ai-generated": 3, "ai-edited": 2, "captured (claimed)": 1}
 
@@ -80,7 +80,11 @@ def origin_of_manifest(evidence: C2paEvidence) -> tuple[str | None, str]:
     tool = evidence.ai_tool
     by = f"; made with {tool_words(tool)}" if tool else ""
     vendor = tool if tool and tool["source_type_field"] not in (None, "digitalSourceType") else None
-    vendor_full = vendor is not None and vendor["action"] in INCEPTION_ACTIONS and vendor["source_type"] == FULLY_GENAI
+    vendor_full = (
+        vendor is not None
+        and vendor["action"] in INCEPTION_ACTIONS
+        and DST.from_uri(vendor["source_type"]) == DST.TRAINED_ALGORITHMIC_MEDIA
+    )
     if "fullyGenAIMedia" in line["inception"]:
         return "ai-generated", f"fullyGenAIMedia: created by a generative AI model (trainedAlgorithmicMedia){by}"
     if vendor_full:

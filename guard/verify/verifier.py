@@ -1,7 +1,8 @@
 """Verify an image: gather every piece of evidence it carries, then state the verdict.
 
 `Verifier` sets up once what many files share (the c2pa context with its trust settings, the manifest store,
-the resolver, the conforming products list, the classifier); `verify_file` runs one file through it:
+the resolver, the conforming products list, the classifier) — `Verifier.from_env()` sets it up exactly as
+`guard verify` does; `verify_file` runs one file through it, `verify_paths` many (one result or error each):
 
 1. decode the image (`load_image`: bad files are refused with one `ImageError` line);
 2. Content Credentials embedded in the file, validated;
@@ -15,16 +16,20 @@ the resolver, the conforming products list, the classifier); `verify_file` runs 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from guard.errors import ImageError
-from guard.images import IMAGE_SUFFIXES, load_image, read_file
-from guard.provenance.credentials.c2pa import SIGNABLE_MIME, TrustConfig
-from guard.provenance.credentials.store import ManifestStore
+from guard.errors import ImageError, user_errors
+from guard.files import FileResult
+from guard.images import IMAGE_SUFFIXES, list_image_files, load_image, read_file
+from guard.provenance.credentials.c2pa import TrustConfig, mime_of_format
+from guard.provenance.credentials.store import ManifestStore, default_url
+from guard.settings import RESOLVER_URL
 from guard.verify.c2pa_evidence import C2paEvidence, gather
 from guard.verify.conformance import ConformingProducts
 from guard.verify.metadata import read_metadata
@@ -70,6 +75,64 @@ class Verifier:
         self._context = self.trust.context()
         if self.detector is None and self.classifier is not False:
             self.detector = load_synthetic_detector()
+        self._owns_store = False
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        trust_anchors: Iterable[str | Path] = (),
+        allowed_list: Iterable[str | Path] = (),
+        trust_config: str | Path | None = None,
+        local_anchor: bool = True,
+        default_trust: bool = True,
+        fetch_remote: bool = False,
+        conforming_products: str | Path | None = None,
+        store_url: str | None = None,
+        use_store: bool = True,
+        resolver_url: str | None = None,
+        classifier: bool | None = None,
+    ) -> Verifier:
+        """The verifier `guard verify` runs: the official C2PA trust list and TSA list (installed or bundled;
+        `default_trust=False`: neither; GUARD_TRUST_LIST replaces the C2PA one), GUARD_TRUST_ANCHORS, the
+        anchors and allowed certificates given and the local CA (unless `local_anchor=False`); the conforming
+        products list given, else GUARD_CONFORMING_PRODUCTS; the manifest store at `store_url`, else
+        GUARD_STORE_URL, else the SQLite store in GUARD_HOME when it exists (verifying never creates one;
+        `use_store=False`: none); the resolution service at `resolver_url`, else GUARD_RESOLVER_URL.
+        A store opened here is closed by `close()` (or at the end of a `with` block)."""
+        trust = VerifyTrust.default(
+            anchors=tuple(trust_anchors),
+            allowed=tuple(allowed_list),
+            trust_config=trust_config,
+            fetch_remote=fetch_remote,
+            include_local=local_anchor,
+            default_lists=default_trust,
+        )
+        products = (
+            ConformingProducts.load(conforming_products) if conforming_products else ConformingProducts.from_env()
+        )
+        resolver_url = resolver_url or os.environ.get(RESOLVER_URL) or None
+        resolver = SoftBindingResolver(resolver_url) if resolver_url else None
+        store = existing_store(store_url) if use_store else None
+        try:
+            verifier = cls(trust=trust, store=store, resolver=resolver, products=products, classifier=classifier)
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
+        verifier._owns_store = store is not None
+        return verifier
+
+    def close(self) -> None:
+        """Close the store if `from_env` opened it."""
+        if self._owns_store and self.store is not None:
+            self.store.close()
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     def verify_file(self, path: str | Path) -> VerifyReport:
         """Verify one file. A camera RAW or JPEG XL file whose pixels we cannot decode still has its Content
@@ -99,10 +162,7 @@ class Verifier:
         if undecoded is None:
             image = image if image is not None else load_image(data)
         metadata = read_metadata(data)
-        if mime is None:
-            mime = SIGNABLE_MIME.get(metadata.get("format") or "")
-            if metadata.get("format") == "MPO":
-                mime = "image/jpeg"
+        mime = mime or mime_of_format(metadata.get("format"))
         c2pa = gather(data, context=self._context, mime=mime, products=self.products, trust=self.trust)
         if image is None:
             return self._credentials_only(name, c2pa, metadata, undecoded or "not decoded")
@@ -165,6 +225,40 @@ class Verifier:
             verdict=verdict,
             trust=self.trust.describe(),
         )
+
+
+def verify_paths(
+    paths: Iterable[str | Path], verifier: Verifier | None = None, **options: Any
+) -> Iterator[FileResult[VerifyReport]]:
+    """Verify files and folders (inside folders, recursively, every file the verifier reads: `VERIFY_SUFFIXES`):
+    one `FileResult` per file, in order;
+    a file that cannot be read is an error value and the others go on. A folder without images raises.
+
+    Without `verifier`, `Verifier.from_env(**options)` is set up (after the files are listed) and closed at
+    the end."""
+    files = list_image_files(paths, suffixes=VERIFY_SUFFIXES)
+    own = verifier is None
+    verifier = verifier or Verifier.from_env(**options)
+    try:
+        for path in files:
+            try:
+                yield FileResult(path=path, value=verifier.verify_file(path))
+            except user_errors() as exc:
+                yield FileResult(path=path, error=str(exc))
+    finally:
+        if own:
+            verifier.close()
+
+
+def existing_store(url: str | None = None) -> ManifestStore | None:
+    """The manifest store to recover from; None when it is the default SQLite file and that does not exist
+    (the verifier never creates a store)."""
+    url = url or default_url()
+    if url.startswith("sqlite:///"):
+        database = url.removeprefix("sqlite:///")
+        if database and database != ":memory:" and not Path(database).expanduser().exists():
+            return None
+    return ManifestStore.open(url)
 
 
 def verify_file(
