@@ -18,7 +18,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from guard.cli import cli
-from guard.protect import Protector, default_scheme, protect_image
+from guard.protect import Protector, protect_image
 from guard.provenance.credentials.keys import SigningIdentity, init_identity
 from guard.provenance.credentials.store import ManifestStore
 from guard.verify.trust import VerifyTrust
@@ -47,7 +47,7 @@ def vendor(tmp_path_factory):
     root = tmp_path_factory.mktemp("vendor")
     init_identity(root / "home", organization="Example Generator Inc.", common_name="Example Media Service")
     with ManifestStore.open(f"sqlite:///{root / 'store.db'}") as store:
-        protector = Protector(identity=SigningIdentity.load(root / "home"), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(root / "home"), store=store)
         result = protect_image(Image.fromarray(skdata.astronaut()), root / "gen.jpg", protector=protector)
     return root / "home" / "keys" / "ca.pem", Path(result.output)
 
