@@ -184,7 +184,8 @@ def gather(
     reading, crjson, thumbnail = _read(data, context, mime, manifest_store)
     evidence = C2paEvidence(reading=reading, crjson=crjson, signals=manifest_signals(crjson), thumbnail=thumbnail)
     if trust is not None and reading.state == "Trusted":
-        evidence.trusted_by = trust.trusted_by(data, mime, manifest_store)
+        issuer = (evidence.signer or {}).get("issuer_dn") or {}
+        evidence.trusted_by = trust.trusted_by(data, mime, manifest_store, issuer=issuer.get("CN"))
     if reading.active is not None:
         crjson_active = _crjson_manifest(crjson, reading.manifest_id)
         subject = (((crjson_active or {}).get("signature") or {}).get("certificateInfo") or {}).get("subject")

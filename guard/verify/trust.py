@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import c2pa
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from guard.errors import ConfigError
 from guard.provenance.credentials.c2pa import TrustConfig, load_pem
@@ -48,7 +51,8 @@ class VerifyTrust:
     lists: tuple[TrustList, ...] = ()
     local_anchor: Path | None = None
     """This installation's own CA (guard keys init), when it is among `trust.anchors`."""
-    _contexts: dict[str, c2pa.Context] = field(default_factory=dict, compare=False, repr=False)
+    _contexts: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """c2pa contexts (all sources, each source alone) and each source's CA names, made on first use."""
 
     @classmethod
     def default(
@@ -109,9 +113,7 @@ class VerifyTrust:
             {"list": t.name, "origin": t.origin, "source": t.source, "date": t.date, "_pem": t.pem} for t in self.lists
         ]
         if self.trust.trust_list is not None:
-            found.append(
-                {"list": TRUST_LIST, "source": str(self.trust.trust_list), "_ref": self.trust.trust_list}
-            )
+            found.append({"list": TRUST_LIST, "source": str(self.trust.trust_list), "_ref": self.trust.trust_list})
         for anchor in self.trust.anchors:
             local = self.local_anchor is not None and str(anchor) == str(self.local_anchor)
             name = "this installation's CA (guard keys init)" if local else "trust anchors"
@@ -120,20 +122,18 @@ class VerifyTrust:
             found.append({"list": "allowed list", "source": ", ".join(map(str, self.trust.allowed)), "_allowed": True})
         return found
 
-    def trusted_by(self, data: bytes, mime: str | None, manifest_store: bytes | None = None) -> dict[str, Any] | None:
-        """The source of trust that alone makes this asset's signer `Trusted` (None if none does alone)."""
-        for number, source in enumerate(self.sources()):
-            key = f"source-{number}"
-            if key not in self._contexts:
-                if "_pem" in source:
-                    trust = {"trust_anchors": source["_pem"]}
-                elif "_allowed" in source:
-                    trust = {"allowed_list": "".join(load_pem(ref) for ref in self.trust.allowed)}
-                else:
-                    trust = {"trust_anchors": load_pem(source["_ref"])}
-                self._contexts[key] = _context(self._settings(trust))
+    def trusted_by(
+        self, data: bytes, mime: str | None, manifest_store: bytes | None = None, issuer: str | None = None
+    ) -> dict[str, Any] | None:
+        """The source of trust that alone makes this asset's signer `Trusted` (None if none does alone).
+        `issuer`: the signing certificate's issuer CN; sources holding a CA of that name are tried first, so
+        a trusted file usually costs one more validation, not one per source."""
+        sources = list(enumerate(self.sources()))
+        sources.sort(key=lambda item: issuer is None or issuer not in self._subject_names(*item))
+        for number, source in sources:
             try:
-                reader = c2pa.Reader.try_create(mime, io.BytesIO(data), manifest_store, self._contexts[key])
+                context = self._source_context(number, source)
+                reader = c2pa.Reader.try_create(mime, io.BytesIO(data), manifest_store, context)
             except c2pa.C2paError:
                 return None
             if reader is None:
@@ -143,6 +143,36 @@ class VerifyTrust:
             if state == "Trusted":
                 return {k: v for k, v in source.items() if not k.startswith("_")}
         return None
+
+    def _source_pem(self, source: dict[str, Any]) -> tuple[str, str]:
+        """(c2pa trust setting, PEM text) of one source."""
+        if "_pem" in source:
+            return "trust_anchors", source["_pem"]
+        if "_allowed" in source:
+            return "allowed_list", "".join(load_pem(ref) for ref in self.trust.allowed)
+        return "trust_anchors", load_pem(source["_ref"])
+
+    def _source_context(self, number: int, source: dict[str, Any]) -> c2pa.Context:
+        key = f"source-{number}"
+        if key not in self._contexts:
+            setting, pem = self._source_pem(source)
+            self._contexts[key] = _context(self._settings({setting: pem}))
+        return self._contexts[key]
+
+    def _subject_names(self, number: int, source: dict[str, Any]) -> frozenset[str]:
+        """The subject CNs of a source's certificates (cached; unparsable PEM gives none: it is tried last)."""
+        key = f"names-{number}"
+        if key not in self._contexts:
+            try:
+                certificates = x509.load_pem_x509_certificates(_pem_blocks(self._source_pem(source)[1]))
+            except ValueError:
+                certificates = []
+            self._contexts[key] = frozenset(
+                str(attribute.value)
+                for certificate in certificates
+                for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            )
+        return self._contexts[key]
 
     def describe(self) -> dict[str, Any]:
         """What the report says about trust (paths and URLs as given, never certificate contents)."""
@@ -154,6 +184,16 @@ class VerifyTrust:
             "trust_config": str(self.trust_config) if self.trust_config is not None else None,
             "remote_manifests": "fetched" if self.fetch_remote else "not fetched (offline)",
         }
+
+
+_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", re.DOTALL)
+
+
+def _pem_blocks(text: str) -> bytes:
+    """Only the certificate blocks of a PEM text (the official lists carry `Subject` lines between them)."""
+    return b"".join(
+        re.findall(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", text.encode(), re.DOTALL)
+    )
 
 
 def _context(settings: dict[str, Any]) -> c2pa.Context:
