@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import pywt
 import skimage.data
+from conftest import SHARED_DIR
 from imwatermark import WatermarkDecoder, WatermarkEncoder
 from PIL import Image, ImageDraw, ImageOps
 
@@ -19,8 +20,6 @@ from guard.errors import GuardError
 from guard.images import load_image
 from guard.provenance.watermarks import KNOWN_SCHEMES, decode_all, get_scheme, known_marks
 from guard.provenance.watermarks.dwtdct import decode_bits, decode_votes, haar_approximation, tally
-
-FIXTURES = "/work/shared/fixtures/formats"
 
 
 def photos() -> dict[str, Image.Image]:
@@ -32,7 +31,7 @@ def photos() -> dict[str, Image.Image]:
     found["grace_hopper"] = load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     for name in ("P1000827.jpg", "earth_apollo17.jpg"):
         try:
-            found[name] = load_image(f"{FIXTURES}/{name}")
+            found[name] = load_image(SHARED_DIR / "fixtures" / "formats" / name)
         except Exception:  # the fixtures folder is shared; the skimage photos suffice without it
             continue
     return {name: image.convert("RGB") for name, image in found.items()}
