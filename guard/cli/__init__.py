@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "keys": "guard.cli.keys:keys",
     "protect": "guard.cli.protect:protect",
     "scan": "guard.cli.scan:scan",
+    "trust": "guard.cli.trust:trust",
     "verify": "guard.cli.verify:verify",
     "watermark": "guard.cli.watermark:watermark",
 }

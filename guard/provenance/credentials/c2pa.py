@@ -106,11 +106,11 @@ class TrustConfig:
         """The `trust` section of c2pa settings (empty when nothing is configured)."""
         trust: dict[str, str] = {}
         if self.anchors:
-            trust["user_anchors"] = "".join(_load_pem(ref) for ref in self.anchors)
+            trust["user_anchors"] = "".join(load_pem(ref) for ref in self.anchors)
         if self.trust_list is not None:
-            trust["trust_anchors"] = _load_pem(self.trust_list)
+            trust["trust_anchors"] = load_pem(self.trust_list)
         if self.allowed:
-            trust["allowed_list"] = "".join(_load_pem(ref) for ref in self.allowed)
+            trust["allowed_list"] = "".join(load_pem(ref) for ref in self.allowed)
         return trust
 
 
@@ -346,7 +346,8 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _load_pem(ref: str | Path) -> str:
+def load_pem(ref: str | Path) -> str:
+    """The PEM text of a trust file (a path or an http(s) URL); ConfigError when it holds no certificate."""
     ref = str(ref)
     if ref.startswith(("http://", "https://")):
         try:
