@@ -69,7 +69,8 @@ def c2pa_rs(path: Path) -> tuple[str | None, set[str], str | None]:
 
 def test_corpus_records_are_complete():
     """Every entry names its source, commit, licence and the reason it is in the corpus, and a verdict from the
-    verifier's vocabulary; the spread covers the producers the issue names."""
+    verifier's vocabulary; the spread covers Adobe Firefly, OpenAI, Microsoft, Amazon, Truepic, Nikon, Encypher
+    and the C2PA public test files, in JPEG, PNG, WebP, HEIC and DNG."""
     for entry in CORPUS["files"]:
         assert entry["repository"].count("/") == 1 and len(entry["commit"]) == 40, entry["file"]
         assert entry["licence"] and entry["why"] and entry["sha256"], entry["file"]

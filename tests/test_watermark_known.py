@@ -152,8 +152,8 @@ def test_stratified_tails_are_the_exact_null_distribution():
 def test_a_pattern_repeating_with_the_message_is_not_a_mark():
     """8x8-pixel blocks of two colours, the colour that reads 1 chosen more often in the block columns where
     "StableDiffusionV1" has more 1-bits (bit n mod 8 follows the column mod 8 at a width of 64 blocks): the
-    unstratified rank test gives p = 1.4e-10 here and 101 of 136 majority bits match (the old count fired at
-    96); within strata the image shows nothing."""
+    unstratified rank test gives p = 1.4e-10 here and 101 of 136 majority bits match (a k-of-n bit count at
+    the same bound fires at 96); within strata the image shows nothing."""
     message = get_scheme("sd-v1").bits
     share_of_ones = np.array([message[k::8].mean() for k in range(8)])
     ones_colour = np.random.default_rng(0).random((64, 64)) < share_of_ones[np.arange(64) % 8][None, :]

@@ -3,7 +3,7 @@
 Each piece of evidence makes a claim about origin with a strength; the verdict takes the strongest claim
 (on a tie the AI claim wins: it is the claim a reader most needs to see). Absence of evidence never gives an
 origin: with nothing found the origin is `unknown` and the strength `none` — never "authentic" or
-"human-made". The rules are listed in the README (section `verifier`); the tables here are those rules.
+"human-made". The rules are listed in docs/verifier.md ("Verdict rules"); the tables here are those rules.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def decide(
     hints: list[dict[str, Any]],
     synthetic: dict[str, Any],
 ) -> Verdict:
-    """The verdict from every piece of evidence (the rules are the module docstring's and the README's)."""
+    """The verdict from every piece of evidence (the rules are the module docstring's and docs/verifier.md's)."""
     verdict = Verdict()
     verdict.integrity = _integrity(c2pa, verdict)
     if c2pa.state is not None:

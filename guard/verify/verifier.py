@@ -65,7 +65,8 @@ class Verifier:
     classifier: bool | None = None
     """Run the synthetic-image classifier: None runs it when its weights are configured, False never."""
     schemes: tuple[str, ...] | None = None
-    """Watermark schemes to try (None: the known ones, plus ours when a store or resolver can resolve it)."""
+    """Watermark schemes to try (None: `KNOWN_SCHEMES`, ours first; `schemes_to_try` adds the default scheme
+    when it is not among them and a store or resolver can resolve its payload)."""
     detector: Any = None
     """The synthetic-image detector (the detectors protocol); None: the registry's `synthetic` detector."""
 
