@@ -1,6 +1,6 @@
 """Benchmark: what the guard adds to each generated image (prompt, scan, protect, store) next to generation.
 
-Every run goes through the real guarded flow (`guard.guarded.Guard.generate`) with the default policy and its
+Every run goes through the real guarded flow (`guard.generate.Guard.generate`) with the default policy and its
 real detectors (NudeNet on CPU; the optional CLIP and synthetic detectors only where their weights are
 present). The references, timed in the same run: the generation itself (the diffusers pipeline call), and
 what diffusers' own safety checker would cost per image instead of our scan: `StableDiffusionSafetyChecker`
@@ -86,10 +86,11 @@ def main() -> int:
 
     from generation import GenerationOptions, generate, load_pipeline
     from generation.tiny import save_tiny_pipeline
-    from guard.guarded import Guard
-    from guard.protect import Protector, default_scheme
-    from guard.provenance.keys import SigningIdentity, init_identity
-    from guard.provenance.store import ManifestStore
+    from guard.generate import Guard
+    from guard.protect import Protector
+    from guard.provenance.credentials.keys import SigningIdentity, init_identity
+    from guard.provenance.credentials.store import ManifestStore
+    from guard.provenance.watermarks import get_scheme
     from guard.redact import blur
     from guard.scan import assess_images, detectors_for
     from policies import decide_prompt, load_policy
@@ -101,7 +102,7 @@ def main() -> int:
     policy = load_policy("default")
     detectors = detectors_for(policy)
     store = Timed(ManifestStore.open(f"sqlite:///{work / 'store.db'}"), "add")
-    scheme = Timed(default_scheme(), "embed")
+    scheme = Timed(get_scheme(), "embed")
     protector = Protector(identity=SigningIdentity.load(work), store=store, scheme=scheme)
     guard = Guard(policy, detectors=detectors, protector=protector, output_format=args.format)
     prompt = "a watercolor of a lighthouse at dawn"

@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.attacks import ATTACKS
 from bench.common import SYNTHETIC_KINDS, sample_photos, synthetic_image
-from guard.provenance.dwtdct import bgr_array, decode_bits
-from guard.provenance.known_marks import FALSE_POSITIVE_RATE, threshold_bits
-from guard.provenance.watermark import get_scheme
+from guard.provenance.watermarks import get_scheme
+from guard.provenance.watermarks.dwtdct import bgr_array, decode_bits
+from guard.provenance.watermarks.known_marks import FALSE_POSITIVE_RATE, threshold_bits
 
 SKIMAGE_PHOTOS = (
     "astronaut",

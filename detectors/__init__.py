@@ -7,13 +7,15 @@ detectors["nudenet"].score([image])                      # [{"explicit_nudity": 
 ```
 """
 
-from detectors.base import Detection, Detector, DetectorUnavailable, LazyDetector
+from detectors.base import Detection, Detector, LazyDetector
+from detectors.errors import DetectorError, DetectorUnavailable
 from detectors.registry import DETECTORS, build_detector, build_detectors
 
 __all__ = [
     "DETECTORS",
     "Detection",
     "Detector",
+    "DetectorError",
     "DetectorUnavailable",
     "LazyDetector",
     "build_detector",

@@ -14,9 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 
-
-class DetectorUnavailable(Exception):
-    """Raised while loading a detector: its message is the one-sentence `unavailable_reason`."""
+from detectors.errors import DetectorUnavailable
 
 
 @dataclass

@@ -30,9 +30,11 @@ import numpy as np
 from PIL import Image
 
 from detectors.base import Detection, DetectorUnavailable, LazyDetector
+from detectors.errors import DetectorError
+from detectors.settings import NUDENET_MODEL, NUDENET_THREADS, env_int
 
-ENV_THREADS = "GUARD_NUDENET_THREADS"
-ENV_MODEL = "GUARD_NUDENET_MODEL"
+ENV_THREADS = NUDENET_THREADS
+ENV_MODEL = NUDENET_MODEL
 
 INPUT_SIZE = 320
 CANDIDATE_THRESHOLD = 0.2
@@ -160,8 +162,6 @@ def label_scores(detections: list[dict[str, Any]], labels: Mapping[str, Sequence
 
 
 def _env_threads() -> int:
-    from guard.config import env_int
-
     return env_int(ENV_THREADS, 0)
 
 
@@ -193,9 +193,7 @@ class NudeNetDetector(LazyDetector):
         self.label_classes = {k: tuple(v) for k, v in (labels or LABEL_CLASSES).items()}
         unknown = sorted({c for classes in self.label_classes.values() for c in classes} - set(CLASSES))
         if unknown:
-            from guard.errors import ConfigError
-
-            raise ConfigError(f"nudenet labels name unknown NudeNet classes {unknown}; known: {list(CLASSES)}.")
+            raise DetectorError(f"nudenet labels name unknown NudeNet classes {unknown}; known: {list(CLASSES)}.")
         self._session: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self._input_name = "images"

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from detectors.base import DetectorUnavailable
+from detectors.settings import CLIP_CACHE
 
-ENV_CLIP_CACHE = "GUARD_CLIP_CACHE"
+ENV_CLIP_CACHE = CLIP_CACHE
 """Folder open_clip's URL downloads were saved to (default `~/.cache/clip`); the hub cache follows HF_HOME."""
 
 _WEIGHT_NAMES = (

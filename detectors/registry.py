@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from detectors.base import Detector
-from guard.errors import ConfigError
+from detectors.errors import DetectorError
 
 DETECTORS: dict[str, str] = {
     "nudenet": "detectors.nudenet:NudeNetDetector",
-    "clip_concepts": "detectors.clip:ClipConceptDetector",
+    "clip_concepts": "detectors.concepts:ClipConceptDetector",
     "synthetic": "detectors.synthetic:SyntheticImageDetector",
 }
 """Detector name (as written in policies) -> "module:class"."""
@@ -32,9 +32,9 @@ _LOCK = threading.Lock()
 
 
 def detector_class(name: str) -> type:
-    """The class registered under `name`; ConfigError naming the known detectors otherwise."""
+    """The class registered under `name`; DetectorError naming the known detectors otherwise."""
     if name not in DETECTORS:
-        raise ConfigError(f"unknown detector {name!r}; known detectors: {', '.join(sorted(DETECTORS))}.")
+        raise DetectorError(f"unknown detector {name!r}; known detectors: {', '.join(sorted(DETECTORS))}.")
     module, attr = DETECTORS[name].split(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -47,7 +47,7 @@ def build_detector(name: str, settings: Mapping[str, Any] | None = None) -> Dete
     unknown = sorted(set(options) - set(parameters) - {"self"})
     if unknown:
         known = sorted(p for p in parameters if p != "self")
-        raise ConfigError(f"detectors.{name}: unknown setting(s) {unknown}; known: {known}.")
+        raise DetectorError(f"detectors.{name}: unknown setting(s) {unknown}; known: {known}.")
     return cls(**options)
 
 

@@ -1,5 +1,5 @@
 """Generation: diffusers pipelines loaded by hub id or local folder, device and dtype, seeds, text-to-image
-and image-to-image. Knows nothing of policies or provenance (that is `guard.guarded`)."""
+and image-to-image. Knows nothing of policies or provenance (that is `guard.generate`)."""
 
 from generation.devices import DeviceChoice, choose_device
 from generation.errors import GenerationError, ModelLoadError

@@ -1,11 +1,9 @@
 """Errors a user can fix while loading or running a generation model (one line, exit code 2 in the CLI)."""
 
-from guard.errors import GuardError
 
-
-class ModelLoadError(GuardError):
+class ModelLoadError(Exception):
     """A model that cannot be loaded: missing offline, not a diffusers pipeline, wrong device or dtype."""
 
 
-class GenerationError(GuardError):
+class GenerationError(Exception):
     """Generation options the pipeline cannot honour (size, strength, steps), said before any GPU time."""

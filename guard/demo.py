@@ -1,4 +1,9 @@
-"""The whole loop on a bundled sample, for `guard demo`: check prompts, scan, protect, strip, verify, recover.
+"""The whole loop offline, for `guard demo`: check prompts, generate behind the guard, scan, protect, strip,
+verify, recover.
+
+Generation runs the real guarded flow on the bundled tiny Stable Diffusion pipeline (`generation.tiny`: the
+real architecture with random weights, so its pictures are coloured noise — it shows the flow, not a model).
+Scanning, protecting and verifying use a bundled real photo.
 
 Each step is a plain function returning JSON-friendly data, so the CLI only renders. The demo runs in its own
 home folder (a fresh signing identity and manifest store), never the user's.
@@ -29,6 +34,14 @@ EXAMPLE_PROMPTS = (
 )
 """Innocent, obfuscated, public-figure and violent prompts: what the prompt guard is for."""
 
+GENERATION_PROMPTS = (
+    "a watercolor painting of a lighthouse at dawn",
+    "a n.u.d.e woman on a beach",
+)
+"""One prompt the policy allows (generated, scanned, protected) and one it refuses (never reaches the model)."""
+GENERATION_STEPS = 2
+TINY_MODEL_NAME = "image-guard tiny random Stable Diffusion (demo: random weights, the output is noise)"
+
 STRIP_SCALE = 0.75
 STRIP_QUALITY = 80
 """What a platform does to an upload: metadata dropped, resized, re-encoded as JPEG."""
@@ -50,21 +63,21 @@ class DemoHome:
         return f"sqlite:///{self.root / 'manifests.db'}"
 
     def init(self) -> None:
-        from guard.provenance.keys import KEY_FILE, init_identity, keys_dir
+        from guard.provenance.credentials.keys import KEY_FILE, init_identity, keys_dir
 
         if not (keys_dir(self.root) / KEY_FILE).exists():
             init_identity(self.root, organization="image-guard demo")
 
     def identity(self):
         """The demo's own identity, even where GUARD_SIGN_CERT/GUARD_SIGN_KEY name the user's."""
-        from guard.provenance.keys import CHAIN_FILE, KEY_FILE, SigningIdentity, keys_dir
+        from guard.provenance.credentials.keys import CHAIN_FILE, KEY_FILE, SigningIdentity, keys_dir
 
         folder = keys_dir(self.root)
         return SigningIdentity.load(chain=folder / CHAIN_FILE, key=folder / KEY_FILE)
 
     def trust(self):
-        from guard.provenance.credentials import TrustConfig
-        from guard.provenance.keys import local_trust_anchor
+        from guard.provenance.credentials.c2pa import TrustConfig
+        from guard.provenance.credentials.keys import local_trust_anchor
 
         anchor = local_trust_anchor(self.root)
         return TrustConfig(anchors=(anchor,) if anchor else ())
@@ -75,6 +88,29 @@ def check_prompts(policy, prompts: tuple[str, ...] = EXAMPLE_PROMPTS) -> list[di
     from policies import decide_prompt
 
     return [{"prompt": prompt, **decide_prompt(policy, prompt).to_dict()} for prompt in prompts]
+
+
+def generate(home: DemoHome, policy, output_dir: Path) -> list[dict[str, Any]]:
+    """Each generation prompt through the guarded flow on the tiny offline pipeline: one record per prompt,
+    with the delivered file's verification when one was written."""
+    from generation.tiny import build_tiny_pipeline
+    from guard.generate import Guard
+    from guard.protect import Protector
+    from guard.provenance.credentials.store import ManifestStore
+
+    pipe = build_tiny_pipeline()
+    pipe.register_to_config(_name_or_path=TINY_MODEL_NAME)
+    pipe.set_progress_bar_config(disable=True)
+    results = []
+    with ManifestStore.open(home.store_url) as store:
+        guard = Guard(policy, protector=Protector(identity=home.identity(), store=store))
+        for prompt in GENERATION_PROMPTS:
+            (record,) = guard.generate(prompt, model=pipe, output_dir=output_dir, seed=0, steps=GENERATION_STEPS)
+            result = {"prompt": prompt, **record.to_dict()}
+            if record.output is not None:
+                result["verify"] = verify(home, record.output)
+            results.append(result)
+    return results
 
 
 def scan(policy, path: Path) -> dict[str, Any]:
@@ -88,7 +124,7 @@ def scan(policy, path: Path) -> dict[str, Any]:
 def protect(home: DemoHome, source: Path, output: Path, decision: dict[str, Any]) -> dict[str, Any]:
     """Watermark, sign and record the sample as a generated image would be."""
     from guard.protect import Protector
-    from guard.provenance.store import ManifestStore
+    from guard.provenance.credentials.store import ManifestStore
 
     with ManifestStore.open(home.store_url) as store:
         protector = Protector(identity=home.identity(), store=store)
@@ -115,7 +151,7 @@ def strip_metadata(source: Path, output: Path) -> dict[str, Any]:
 
 def verify(home: DemoHome, path: Path) -> dict[str, Any]:
     """The verifier's report, trusting the demo identity and looking in the demo store."""
-    from guard.provenance.store import ManifestStore
+    from guard.provenance.credentials.store import ManifestStore
     from guard.verify import verify_file
 
     with ManifestStore.open(home.store_url) as store:

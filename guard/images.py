@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from guard.config import ENV_MAX_PIXELS, env_int
 from guard.errors import ImageError
+from guard.settings import MAX_PIXELS, env_int
 
 DEFAULT_MAX_PIXELS = 64_000_000
 """Default decompression-bomb cap: 64 megapixels (override with GUARD_MAX_PIXELS or max_pixels=)."""
@@ -106,7 +106,7 @@ def _register_heif() -> None:
 
 def max_pixels_setting() -> int:
     """The pixel cap in force: GUARD_MAX_PIXELS if set, else the default."""
-    return env_int(ENV_MAX_PIXELS, DEFAULT_MAX_PIXELS)
+    return env_int(MAX_PIXELS, DEFAULT_MAX_PIXELS)
 
 
 def describe(source: ImageSource) -> str:
@@ -232,7 +232,7 @@ def _check_pixels(name: str, size: tuple[int, int], cap: int) -> None:
     if width * height > cap:
         raise ImageError(
             f"{name}: {width}×{height} is {width * height / 1e6:.1f} megapixels, over the "
-            f"{cap / 1e6:g} MP limit (a decompression-bomb guard; raise it with {ENV_MAX_PIXELS})."
+            f"{cap / 1e6:g} MP limit (a decompression-bomb guard; raise it with {MAX_PIXELS})."
         )
 
 
@@ -273,26 +273,31 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8)
 
 
-def iter_image_files(paths: Iterable[str | os.PathLike], *, recursive: bool = True) -> Iterator[Path]:
-    """Files named directly, and image files (by suffix) inside named folders, in a stable order.
+def iter_image_files(
+    paths: Iterable[str | os.PathLike], *, recursive: bool = True, suffixes: Iterable[str] = IMAGE_SUFFIXES
+) -> Iterator[Path]:
+    """Files named directly, and image files (by suffix, `suffixes`) inside named folders, in a stable order.
 
     A file named directly is always yielded, whatever its suffix, so that the caller reports it if it
     is not an image rather than silently skipping what the user asked for.
     """
+    wanted = frozenset(suffixes)
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             walker = path.rglob("*") if recursive else path.glob("*")
             for child in sorted(walker):
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                if child.is_file() and child.suffix.lower() in wanted:
                     yield child
         else:
             yield path
 
 
-def list_image_files(paths: Iterable[str | os.PathLike], *, recursive: bool = True) -> list[Path]:
+def list_image_files(
+    paths: Iterable[str | os.PathLike], *, recursive: bool = True, suffixes: Iterable[str] = IMAGE_SUFFIXES
+) -> list[Path]:
     """`iter_image_files` as a list; ImageError when it is empty (only folders without images were named)."""
-    files = list(iter_image_files(paths, recursive=recursive))
+    files = list(iter_image_files(paths, recursive=recursive, suffixes=suffixes))
     if not files:
         raise ImageError(f"no image files found in {', '.join(str(p) for p in paths)}.")
     return files

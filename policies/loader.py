@@ -12,10 +12,11 @@ from pydantic import ValidationError
 
 from policies.errors import PolicyError
 from policies.schema import Policy
+from policies.settings import POLICY
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 BUNDLED = ("default", "strict", "dataset")
-ENV_POLICY = "GUARD_POLICY"
+ENV_POLICY = POLICY
 
 
 def bundled_policies() -> list[str]:

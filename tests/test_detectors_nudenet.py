@@ -190,9 +190,9 @@ def test_label_mapping_is_configurable():
 
 
 def test_unknown_class_in_labels_is_a_config_error():
-    from guard.errors import ConfigError
+    from detectors.errors import DetectorError
 
-    with pytest.raises(ConfigError, match="BREASTS_EXPOSED"):
+    with pytest.raises(DetectorError, match="BREASTS_EXPOSED"):
         NudeNetDetector(labels={"x": ["BREASTS_EXPOSED"]})
 
 

@@ -21,12 +21,13 @@ from generation import GenerationOptions, generate, load_pipeline
 from generation.tiny import TINY_SIZE, save_tiny_pipeline
 from guard.cli import cli
 from guard.errors import GuardError
-from guard.guarded import Guard, guard_pipeline
-from guard.protect import Protector, default_scheme
-from guard.provenance.credentials import TrustConfig, read_manifest
-from guard.provenance.keys import SigningIdentity
-from guard.provenance.manifest import GENERATION_LABEL, IPTC, POLICY_LABEL, prompt_sha256
-from guard.provenance.store import ManifestStore
+from guard.generate import Guard, guard_pipeline
+from guard.protect import Protector
+from guard.provenance.credentials.c2pa import TrustConfig, read_manifest
+from guard.provenance.credentials.keys import SigningIdentity
+from guard.provenance.credentials.manifest import GENERATION_LABEL, POLICY_LABEL, prompt_sha256
+from guard.provenance.credentials.source_types import DigitalSourceType
+from guard.provenance.credentials.store import ManifestStore
 from guard.redact import blur
 from guard.verify import verify_file
 
@@ -58,7 +59,7 @@ def pipe(tiny_model):
 @pytest.fixture()
 def protector(home, tmp_path):
     with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        yield Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        yield Protector(identity=SigningIdentity.load(home), store=store)
 
 
 @pytest.fixture()
@@ -114,13 +115,13 @@ def _files(folder: Path) -> list[Path]:
 def test_allowed_prompt_is_delivered_watermarked_with_valid_ai_credentials(
     pipe, protector, home, tmp_path, monkeypatch
 ):
-    from guard import guarded
+    import guard.generate as generate_module
 
     detector = StubNudeNet(suggestive=0.1)
     steps_seen = []
     asked = []
-    real_generate = guarded.generate
-    monkeypatch.setattr(guarded, "generate", lambda p, o, **kw: asked.append(o) or real_generate(p, o, **kw))
+    real_generate = generate_module.generate
+    monkeypatch.setattr(generate_module, "generate", lambda p, o, **kw: asked.append(o) or real_generate(p, o, **kw))
     guard = Guard("default", detectors={"nudenet": detector}, protector=protector)
     records = guard.generate(
         "a red bicycle",
@@ -142,7 +143,7 @@ def test_allowed_prompt_is_delivered_watermarked_with_valid_ai_credentials(
         reading = read_manifest(data, trust=_trust(home))
         assert reading.state == "Trusted"
         assert reading.manifest_id == record.manifest_id
-        assert reading.digital_source_types == [IPTC + "trainedAlgorithmicMedia"]
+        assert reading.digital_source_types == [DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA.uri]
         generation = reading.assertion(GENERATION_LABEL)
         assert generation["seed"] == record.seed
         assert generation["steps"] == STEPS
@@ -186,7 +187,7 @@ def test_flagged_output_is_blurred_when_the_policy_says_blur(pipe, protector, ho
 
 
 def _negative() -> str:
-    from guard.guarded import with_policy_terms
+    from guard.generate import with_policy_terms
     from policies import load_policy
 
     return with_policy_terms(None, load_policy("default"))
@@ -248,7 +249,7 @@ def test_image_to_image_records_the_init_image_as_ingredient(pipe, protector, ho
     assert record.generation["strength"] == 0.5
     reading = read_manifest(record.output, trust=_trust(home))
     assert reading.state == "Trusted"
-    assert reading.digital_source_types == [IPTC + "compositeWithTrainedAlgorithmicMedia"]
+    assert reading.digital_source_types == [DigitalSourceType.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA.uri]
     (ingredient,) = reading.ingredients
     assert ingredient["relationship"] == "inputTo"
     assert ingredient["title"] == "init.jpg"
@@ -336,7 +337,7 @@ def test_cli_generates_verifiable_images_and_json_lines(tiny_model, cli_env, tmp
         assert report["verdict"]["integrity"] == "intact"
         assert report["c2pa"]["state"] == "Trusted"
         assert report["c2pa"]["manifest_id"] == line["manifest_id"]
-        assert report["c2pa"]["digital_source_type"] == IPTC + "trainedAlgorithmicMedia"
+        assert report["c2pa"]["digital_source_type"] == DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA.uri
         ours = next(w for w in report["watermarks"] if w["scheme"] == line["watermark"]["scheme"])
         assert ours["detected"] and ours["payload"] == line["watermark"]["payload"]
         generation = read_manifest(output).assertion(GENERATION_LABEL)
@@ -378,7 +379,7 @@ def test_cli_missing_model_is_one_line_exit_2(tiny_model, cli_env, tmp_path, mod
 
 def test_init_image_that_is_not_an_image_is_one_image_error(tmp_path):
     from guard.errors import ImageError
-    from guard.guarded import init_ingredient
+    from guard.generate import init_ingredient
 
     fake = tmp_path / "init.jpg"
     fake.write_text("not an image")
@@ -386,4 +387,5 @@ def test_init_image_that_is_not_an_image_is_one_image_error(tmp_path):
         init_ingredient(fake)
     photo = tmp_path / "init.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo)
-    assert init_ingredient(photo)[1:] == ("image/png", "init.png", "inputTo")
+    ingredient = init_ingredient(photo)
+    assert (ingredient.mime, ingredient.title, ingredient.relationship) == ("image/png", "init.png", "inputTo")

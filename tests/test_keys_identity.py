@@ -15,7 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from guard.cli import cli
 from guard.errors import ConfigError
-from guard.provenance.keys import SigningIdentity, init_identity, keys_dir
+from guard.provenance.credentials.keys import SigningIdentity, init_identity, keys_dir
 
 
 @pytest.fixture()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sqlite3
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,16 +13,15 @@ from PIL import Image, ImageEnhance
 
 from guard.errors import ConfigError, GuardError
 from guard.images import load_image
-from guard.provenance.fingerprint import fingerprints, hamming
-from guard.provenance.store import ManifestRecord, ManifestStore, default_url
+from guard.provenance.credentials.fingerprint import fingerprints, hamming
+from guard.provenance.credentials.store import ManifestRecord, ManifestStore, default_url
 
-FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
 PHOTOS = ["P1000827.jpg", "earth_apollo17.jpg", "mars.webp", "sample1.png", "TUSCANY.TIF"]
 
 
 @pytest.fixture(scope="module")
-def photos():
-    return {name: load_image(FORMATS / name) for name in PHOTOS}
+def photos(formats_dir):
+    return {name: load_image(formats_dir / name) for name in PHOTOS}
 
 
 @pytest.fixture()
@@ -183,7 +181,7 @@ def test_banded_index_finds_every_record_within_15_bits(store, phash, colorhash,
 
 def test_store_under_a_file_is_one_config_error(tmp_path):
     from guard.errors import ConfigError
-    from guard.provenance.store import ManifestStore
+    from guard.provenance.credentials.store import ManifestStore
 
     blocker = tmp_path / "a-file"
     blocker.write_bytes(b"x")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageOps
 
 from guard.cli import cli
-from guard.provenance import watermark
+from guard.provenance import watermarks
 
 
 @pytest.fixture()
@@ -34,9 +34,9 @@ def test_embed_default_scheme_with_a_random_payload_then_decode(photo, tmp_path)
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["output"] == str(out) and out.exists()
-    assert record["scheme"] == watermark.DEFAULT_SCHEME
+    assert record["scheme"] == watermarks.DEFAULT_SCHEME
     assert record["readable"] is True
-    assert len(bytes.fromhex(record["payload"])) == watermark.get_scheme().payload_bytes
+    assert len(bytes.fromhex(record["payload"])) == watermarks.get_scheme().payload_bytes
 
     again = json.loads(run("embed", str(photo), "-o", str(tmp_path / "again.png"), "--json").stdout)
     assert again["payload"] != record["payload"]  # os.urandom, not a constant
@@ -46,13 +46,13 @@ def test_embed_default_scheme_with_a_random_payload_then_decode(photo, tmp_path)
     (found,) = lines(decoded)
     assert found["path"] == str(out)
     assert found["detected"] is True
-    assert found["scheme"] == watermark.DEFAULT_SCHEME
+    assert found["scheme"] == watermarks.DEFAULT_SCHEME
     assert found["payload"] == record["payload"]
-    assert [mark["scheme"] for mark in found["watermarks"]] == list(watermark.KNOWN_SCHEMES)
+    assert [mark["scheme"] for mark in found["watermarks"]] == list(watermarks.KNOWN_SCHEMES)
 
 
 def test_embed_a_given_payload(photo, tmp_path):
-    payload = "00112233445566778899aabbccddeeff"[: 2 * watermark.get_scheme().payload_bytes]
+    payload = "00112233445566778899aabbccddeeff"[: 2 * watermarks.get_scheme().payload_bytes]
     result = run("embed", str(photo), "-o", str(tmp_path / "m.png"), "--payload", payload, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["payload"] == payload
@@ -82,7 +82,7 @@ def test_stable_diffusion_mark_round_trip_and_clean_file(photo, tmp_path):
 def test_decode_clean_files_exits_0_and_text_output(photo):
     result = run("decode", str(photo))
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"{photo}: no watermark found ({', '.join(watermark.KNOWN_SCHEMES)})"
+    assert result.stdout.strip() == f"{photo}: no watermark found ({', '.join(watermarks.KNOWN_SCHEMES)})"
 
 
 def test_decode_reports_an_unreadable_file_and_goes_on(photo, tmp_path):

@@ -13,9 +13,8 @@ from PIL import Image
 from skimage import data
 
 from guard.errors import GuardError
-from guard.provenance import convolutional
-from guard.provenance import spread_spectrum as ss
-from guard.provenance.watermark import DEFAULT_SCHEME, KNOWN_SCHEMES, decode_all, get_scheme
+from guard.provenance.watermarks import DEFAULT_SCHEME, KNOWN_SCHEMES, convolutional, decode_all, get_scheme
+from guard.provenance.watermarks import ours as ss
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.attacks import crop, reencode, resize, social

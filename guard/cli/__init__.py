@@ -8,15 +8,16 @@ import sys
 import click
 
 from guard import __version__
-from guard.cli.common import user_errors
+from guard.errors import user_errors
 
 COMMANDS: dict[str, str] = {
-    "check-prompt": "guard.cli.prompt:check_prompt",
+    "check-prompt": "guard.cli.check_prompt:check_prompt",
     "demo": "guard.cli.demo:demo",
     "generate": "guard.cli.generate:generate",
     "keys": "guard.cli.keys:keys",
     "protect": "guard.cli.protect:protect",
     "scan": "guard.cli.scan:scan",
+    "trust": "guard.cli.trust:trust",
     "verify": "guard.cli.verify:verify",
     "watermark": "guard.cli.watermark:watermark",
 }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +12,9 @@ EXIT_CLEAN = 0
 EXIT_FLAGGED = 1
 EXIT_BAD_INPUT = 2
 
+DECISION_COLOURS = {"allow": "green", "blur": "yellow", "review": "yellow", "block": "red", "error": "magenta"}
+"""Terminal colour of each decision (and of a file that could not be read), for every command."""
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (JSON Lines for many inputs).")
 policy_option = click.option(
     "--policy",
@@ -21,20 +23,6 @@ policy_option = click.option(
     metavar="NAME|PATH",
     help="Bundled policy name (default, strict, dataset) or a YAML file; default from GUARD_POLICY.",
 )
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean 'the user's input or setup is wrong' (exit 2, one line, no traceback)."""
-    from guard.errors import GuardError
-
-    types: list[type[BaseException]] = [GuardError]
-    for module, name in (
-        ("policies.errors", "PolicyError"),
-        ("generation.errors", "ModelLoadError"),
-    ):
-        if module in sys.modules:
-            types.append(getattr(sys.modules[module], name))
-    return tuple(types)
 
 
 def emit_json(document: Any) -> None:

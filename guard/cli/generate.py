@@ -1,4 +1,4 @@
-"""`guard generate`: generate images behind the guard (a thin shell over `guard.guarded.Guard.generate`)."""
+"""`guard generate`: generate images behind the guard (a thin shell over `guard.generate.Guard.generate`)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def generate(
     why. One line per requested image (JSON Lines with --json); exit code 0 when everything was delivered
     as generated, 1 when anything was blocked, blurred or held for review, 2 for bad input.
     """
-    from guard.guarded import Guard
+    from guard.generate import Guard
 
     _quiet_libraries()
     prompt = " ".join(prompt_words)

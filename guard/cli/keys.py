@@ -29,11 +29,16 @@ def keys() -> None:
 @json_option
 def init(organization: str, common_name: str | None, days: int, encrypt: bool, force: bool, as_json: bool) -> None:
     """Create a local root CA and an ES256 signing certificate under GUARD_HOME/keys."""
-    from guard.provenance.keys import ENV_SIGN_KEY_PASSWORD, SigningIdentity, init_identity, local_trust_anchor
+    from guard.provenance.credentials.keys import (
+        SigningIdentity,
+        init_identity,
+        local_trust_anchor,
+    )
+    from guard.settings import SIGN_KEY_PASSWORD
 
     password = None
     if encrypt:
-        password = os.environ.get(ENV_SIGN_KEY_PASSWORD) or click.prompt(
+        password = os.environ.get(SIGN_KEY_PASSWORD) or click.prompt(
             "Password for the private key", hide_input=True, confirmation_prompt=True
         )
     folder = init_identity(
@@ -55,7 +60,7 @@ def init(organization: str, common_name: str | None, days: int, encrypt: bool, f
 @json_option
 def show(chain: str | None, key: str | None, as_json: bool) -> None:
     """Show the identity that signs (never the private key) and where its files are."""
-    from guard.provenance.keys import CHAIN_FILE, SigningIdentity, keys_dir, local_trust_anchor
+    from guard.provenance.credentials.keys import CHAIN_FILE, SigningIdentity, keys_dir, local_trust_anchor
 
     identity = SigningIdentity.load(chain=chain, key=key)
     is_local = identity.chain_path == keys_dir() / CHAIN_FILE

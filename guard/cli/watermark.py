@@ -31,7 +31,7 @@ def watermark() -> None:
 @json_option
 def embed(input_path: str, output_path: str, payload: str | None, scheme: str | None, as_json: bool) -> None:
     """Write OUT: IN with an invisible watermark carrying PAYLOAD."""
-    from guard.watermark_files import embed_file, parse_payload
+    from guard.watermark import embed_file, parse_payload
 
     result = embed_file(
         input_path, output_path, scheme=scheme, payload=parse_payload(payload) if payload is not None else None
@@ -68,7 +68,7 @@ def embed(input_path: str, output_path: str, payload: str | None, scheme: str | 
 def decode(ctx: click.Context, paths: tuple[str, ...], schemes: tuple[str, ...], expect: str | None, as_json: bool):
     """Read watermarks from each FILE: one line per file (JSON Lines with --json)."""
     from guard.images import list_image_files
-    from guard.watermark_files import decode_files, parse_payload
+    from guard.watermark import decode_files, parse_payload
 
     expected = parse_payload(expect) if expect is not None else None
     found = failed = False

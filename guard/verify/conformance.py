@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from guard.errors import ConfigError
+from guard.settings import CONFORMING_PRODUCTS
 
-ENV_CONFORMING_PRODUCTS = "GUARD_CONFORMING_PRODUCTS"
 DN_FIELDS = ("CN", "O", "OU")
 
 
@@ -51,7 +51,7 @@ class ConformingProducts:
 
     @classmethod
     def from_env(cls) -> ConformingProducts | None:
-        ref = os.environ.get(ENV_CONFORMING_PRODUCTS)
+        ref = os.environ.get(CONFORMING_PRODUCTS)
         return cls.load(ref) if ref else None
 
     def match(self, subject: dict[str, str] | None) -> dict[str, Any] | None:

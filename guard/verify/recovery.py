@@ -19,13 +19,13 @@ from typing import Any
 import c2pa
 from PIL import Image
 
-from guard.provenance.manifest import soft_binding_alg
-from guard.provenance.store import DEFAULT_MAX_DISTANCE, ManifestStore
+from guard.provenance.credentials.manifest import soft_binding_alg
+from guard.provenance.credentials.store import DEFAULT_MAX_DISTANCE, ManifestStore
+from guard.verify.c2pa_evidence import C2paEvidence, gather
 from guard.verify.conformance import ConformingProducts
-from guard.verify.credentials import C2paEvidence, gather
 from guard.verify.explain import HARD_BINDING_CODES, TRUST_ONLY_CODES
 from guard.verify.resolver import ResolverError, SoftBindingResolver
-from guard.verify.watermarks import WatermarkReading
+from guard.verify.watermark_evidence import WatermarkReading
 
 STRONG_FINGERPRINT_DISTANCE = 10
 """Summed phash+colorhash distance (of 128 bits) up to which a fingerprint match counts as strong evidence:

@@ -7,10 +7,10 @@ from typing import Any
 
 from PIL import Image
 
-from guard.verify.credentials import C2paEvidence
+from guard.verify.c2pa_evidence import C2paEvidence
 from guard.verify.recovery import Recovery
 from guard.verify.verdict import Verdict
-from guard.verify.watermarks import WatermarkReading
+from guard.verify.watermark_evidence import WatermarkReading
 
 SCHEMA_VERSION = 1
 

@@ -52,8 +52,7 @@ from PIL import Image
 
 from guard.errors import GuardError
 from guard.images import rgb_pixels
-from guard.provenance import convolutional
-from guard.provenance.watermark import WatermarkResult
+from guard.provenance.watermarks import WatermarkResult, convolutional
 
 VERSION = 1
 """The scheme version written inside every mark (4 bits)."""

@@ -14,10 +14,10 @@ from PIL import Image
 from guard.errors import GuardError
 from guard.files import write_atomic
 from guard.images import ENCODE_OPTIONS, WRITE_FORMATS, load_image
-from guard.provenance import watermark
-from guard.provenance.watermark import WatermarkResult, shared_work
+from guard.provenance import watermarks
+from guard.provenance.watermarks import WatermarkResult, shared_work
 
-OUTPUT_FORMATS = {suffix: fmt for suffix, fmt in WRITE_FORMATS.items() if fmt not in ("AVIF", "HEIF")}
+MARKED_FORMATS = {suffix: fmt for suffix, fmt in WRITE_FORMATS.items() if fmt not in ("AVIF", "HEIF")}
 """Output suffix -> Pillow format. Lossless formats keep the mark exactly; lossy ones are written at high quality."""
 
 
@@ -65,11 +65,11 @@ def choose_payload(scheme: Any, payload: bytes | None) -> bytes:
 
 
 def output_format(path: Path) -> str:
-    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    fmt = MARKED_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise GuardError(
             f"Cannot tell the image format of {path.name!r}: end the output name in one of "
-            f"{', '.join(sorted(OUTPUT_FORMATS))}."
+            f"{', '.join(sorted(MARKED_FORMATS))}."
         )
     return fmt
 
@@ -86,7 +86,7 @@ def embed_file(
     if output.resolve() == source.resolve() or (output.exists() and source.exists() and output.samefile(source)):
         raise GuardError(f"The output {output} is the input; write the marked copy to another file.")
     fmt = output_format(output)
-    codec = watermark.get_scheme(scheme or watermark.DEFAULT_SCHEME)
+    codec = watermarks.get_scheme(scheme or watermarks.DEFAULT_SCHEME)
     payload = choose_payload(codec, payload)
     image = load_image(source)
     marked = codec.embed(image, payload)
@@ -102,7 +102,7 @@ def embed_file(
 
 def resolve_schemes(schemes: Sequence[str] | None = None, *, expect: bytes | None = None) -> list[Any]:
     """The named schemes (default: the ones the verifier tries), checked before any file is read."""
-    codecs = [watermark.get_scheme(name) for name in (tuple(schemes) if schemes else watermark.KNOWN_SCHEMES)]
+    codecs = [watermarks.get_scheme(name) for name in (tuple(schemes) if schemes else watermarks.KNOWN_SCHEMES)]
     if expect is not None and not any(hasattr(codec, "decode_expecting") for codec in codecs):
         raise GuardError(
             "--expect applies to schemes with an arbitrary payload and no detection of their own: add --scheme rivaGan."

@@ -51,8 +51,8 @@ from PIL import Image
 
 from guard.errors import GuardError
 from guard.images import rgb_pixels
-from guard.provenance.dwtdct import MIN_PIXELS, bgr_array, block_votes, tally
-from guard.provenance.watermark import WatermarkResult, shared
+from guard.provenance.watermarks import WatermarkResult, shared
+from guard.provenance.watermarks.dwtdct import MIN_PIXELS, bgr_array, block_votes, tally
 
 FALSE_POSITIVE_RATE = 1e-6
 """Largest chance per image and scheme that a decoder reports a mark in an image without one."""

@@ -57,17 +57,17 @@ class WatermarkReading:
 def schemes_to_try(*, with_default: bool = True) -> tuple[str, ...]:
     """`KNOWN_SCHEMES`, and first the scheme `guard protect` embeds when it is not among them and
     `with_default` (its payload is only worth reading when a store or resolver can look it up)."""
-    from guard.provenance import watermark
+    from guard.provenance import watermarks
 
-    names = list(watermark.KNOWN_SCHEMES)
-    if with_default and watermark.DEFAULT_SCHEME not in names:
-        names.insert(0, watermark.DEFAULT_SCHEME)
+    names = list(watermarks.KNOWN_SCHEMES)
+    if with_default and watermarks.DEFAULT_SCHEME not in names:
+        names.insert(0, watermarks.DEFAULT_SCHEME)
     return tuple(names)
 
 
 def read_watermarks(image: Image.Image, schemes: tuple[str, ...] | None = None) -> list[WatermarkReading]:
     """Each scheme's reading of `image` (RGB); `schemes` None: `schemes_to_try()`."""
-    from guard.provenance.watermark import get_scheme, shared_work
+    from guard.provenance.watermarks import get_scheme, shared_work
 
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     readings = []
@@ -93,7 +93,7 @@ def read_watermarks(image: Image.Image, schemes: tuple[str, ...] | None = None) 
 
 def bind_to_manifest(readings: list[WatermarkReading], soft_bindings: list[dict[str, str]]) -> None:
     """Mark the readings whose payload the manifest's soft binding declares (`com.image-guard.watermark.<scheme>`)."""
-    from guard.provenance.manifest import soft_binding_alg
+    from guard.provenance.credentials.manifest import soft_binding_alg
 
     declared = {(b.get("alg"), (b.get("value") or "").lower()) for b in soft_bindings}
     for reading in readings:

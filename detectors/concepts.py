@@ -23,10 +23,10 @@ from typing import Any
 from PIL import Image
 
 from detectors.base import Detection, DetectorUnavailable, LazyDetector
+from detectors.errors import DetectorError
 from detectors.openclip import LoadedClip, load_clip
-
-ENV_MODEL = "GUARD_CLIP_MODEL"
-ENV_PRETRAINED = "GUARD_CLIP_PRETRAINED"
+from detectors.settings import CLIP_MODEL as ENV_MODEL
+from detectors.settings import CLIP_PRETRAINED as ENV_PRETRAINED
 
 DEFAULT_MODEL = "ViT-L-14"
 DEFAULT_PRETRAINED = "openai"
@@ -62,11 +62,9 @@ class ClipConceptDetector(LazyDetector):
         device: str = "cpu",
     ) -> None:
         super().__init__()
-        from guard.errors import ConfigError
-
         self.concepts = {label: [texts] if isinstance(texts, str) else list(texts) for label, texts in concepts.items()}
         if not self.concepts or not all(self.concepts.values()):
-            raise ConfigError("clip_concepts needs 'concepts': a label -> list of text descriptions, none empty.")
+            raise DetectorError("clip_concepts needs 'concepts': a label -> list of text descriptions, none empty.")
         self.model_name = os.environ.get(ENV_MODEL) or model or DEFAULT_MODEL
         self.pretrained = os.environ.get(ENV_PRETRAINED) or pretrained or DEFAULT_PRETRAINED
         self.center = float(center)

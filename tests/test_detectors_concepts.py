@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 
 from detectors import build_detectors
-from detectors.clip import ClipConceptDetector, similarity_to_score
+from detectors.concepts import ClipConceptDetector, similarity_to_score
+from detectors.errors import DetectorError
 from detectors.openclip import resolve
 from detectors.synthetic import SyntheticImageDetector, center_crop
-from guard.errors import ConfigError
 
 TINY = {
     "embed_dim": 16,
@@ -185,9 +185,9 @@ def test_device_that_is_not_there_is_unavailable(tiny_dir, monkeypatch):
 
 
 def test_concepts_are_required():
-    with pytest.raises(ConfigError, match="concepts"):
+    with pytest.raises(DetectorError, match="concepts"):
         ClipConceptDetector(concepts={})
-    with pytest.raises(ConfigError, match="concepts"):
+    with pytest.raises(DetectorError, match="concepts"):
         ClipConceptDetector(concepts={"gore": []})
 
 
@@ -274,7 +274,7 @@ def test_registry_builds_what_the_default_policy_names():
 
 
 def test_registry_refuses_unknown_names_and_settings():
-    with pytest.raises(ConfigError, match="unknown detector 'nsfw'"):
+    with pytest.raises(DetectorError, match="unknown detector 'nsfw'"):
         build_detectors({"nsfw": {"required": True}})
-    with pytest.raises(ConfigError, match=r"detectors.nudenet: unknown setting\(s\) \['thread'\]"):
+    with pytest.raises(DetectorError, match=r"detectors.nudenet: unknown setting\(s\) \['thread'\]"):
         build_detectors({"nudenet": {"required": True, "thread": 2}}, reuse=False)

@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from guard.errors import GuardError
+from detectors.errors import DetectorError
 
 SYNTHETIC_THRESHOLD = 0.5
 """Score at or above which the classifier's answer counts as a (weak) AI-generated hint."""
@@ -24,7 +24,7 @@ def load_synthetic_detector() -> Any | None:
     try:
         registry = importlib.import_module("detectors.registry")
         return registry.build_detector("synthetic")
-    except (ImportError, AttributeError, GuardError):
+    except (ImportError, AttributeError, DetectorError):
         return None
 
 

@@ -25,14 +25,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from guard.config import guard_home
 from guard.errors import ConfigError
 from guard.files import write_atomic
-
-ENV_SIGN_CERT = "GUARD_SIGN_CERT"
-ENV_SIGN_KEY = "GUARD_SIGN_KEY"
-ENV_SIGN_KEY_PASSWORD = "GUARD_SIGN_KEY_PASSWORD"
-ENV_TSA_URL = "GUARD_TSA_URL"
+from guard.settings import SIGN_CERT, SIGN_KEY, SIGN_KEY_PASSWORD, TSA_URL, guard_home
 
 CHAIN_FILE = "signer.pem"
 KEY_FILE = "signer.key"
@@ -88,24 +83,24 @@ class SigningIdentity:
         `tsa_url` or GUARD_TSA_URL (none by default: signing works offline). Raises `ConfigError` with one
         sentence for a missing, unreadable, mismatched or expired certificate or key.
         """
-        chain = chain or os.environ.get(ENV_SIGN_CERT) or None
-        key = key or os.environ.get(ENV_SIGN_KEY) or None
+        chain = chain or os.environ.get(SIGN_CERT) or None
+        key = key or os.environ.get(SIGN_KEY) or None
         if (chain is None) != (key is None):
             raise ConfigError(
                 "Give both the certificate chain and the private key (--cert/--key or "
-                f"{ENV_SIGN_CERT}/{ENV_SIGN_KEY}), or neither to use the local identity."
+                f"{SIGN_CERT}/{SIGN_KEY}), or neither to use the local identity."
             )
         if chain is None:
             folder = keys_dir(home)
             chain, key = folder / CHAIN_FILE, folder / KEY_FILE
             if not Path(chain).exists() or not Path(key).exists():
                 raise ConfigError(
-                    f"No signing identity in {folder}: run `guard keys init`, or point {ENV_SIGN_CERT} and "
-                    f"{ENV_SIGN_KEY} to your certificate chain and private key (PEM)."
+                    f"No signing identity in {folder}: run `guard keys init`, or point {SIGN_CERT} and "
+                    f"{SIGN_KEY} to your certificate chain and private key (PEM)."
                 )
         if password is None:
-            password = os.environ.get(ENV_SIGN_KEY_PASSWORD) or None
-        tsa_url = tsa_url or os.environ.get(ENV_TSA_URL) or None
+            password = os.environ.get(SIGN_KEY_PASSWORD) or None
+        tsa_url = tsa_url or os.environ.get(TSA_URL) or None
         chain_path, key_path = Path(chain), Path(key)
         chain_pem = _read(chain_path, "certificate chain")
         certs = _parse_chain(chain_pem, chain_path)
@@ -272,9 +267,7 @@ def _load_private_key(pem: bytes, path: Path, password: str | None):
     except TypeError:
         if password:
             raise ConfigError(f"The private key {path} is not encrypted, but a password was given.") from None
-        raise ConfigError(
-            f"The private key {path} is encrypted: give its password in {ENV_SIGN_KEY_PASSWORD}."
-        ) from None
+        raise ConfigError(f"The private key {path} is encrypted: give its password in {SIGN_KEY_PASSWORD}.") from None
     except ValueError:
         if password:
             raise ConfigError(f"Wrong password for the private key {path} (or it is not a PEM key).") from None

@@ -36,7 +36,7 @@ class WatermarkResult:
     """Scheme-specific evidence (matching bits, correlation, the message read, the threshold ...)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields DESIGN.md names (`scheme`, `detected`, `payload` as hex or null, `confidence`), then details."""
+        """The fields every reading has (`scheme`, `detected`, `payload` as hex or null, `confidence`), then details."""
         return {
             "scheme": self.scheme,
             "detected": self.detected,
@@ -58,17 +58,17 @@ class WatermarkScheme(Protocol):
 
 
 SCHEMES: dict[str, str] = {
-    "guard": "guard.provenance.spread_spectrum:TiledSpreadSpectrum",
-    "sd-v1": "guard.provenance.known_marks:stable_diffusion_v1",
-    "sd-v2": "guard.provenance.known_marks:stable_diffusion_v2",
-    "sdxl": "guard.provenance.known_marks:sdxl",
-    "rivaGan": "guard.provenance.known_marks:RivaGan",
+    "guard": "guard.provenance.watermarks.ours:TiledSpreadSpectrum",
+    "sd-v1": "guard.provenance.watermarks.known_marks:stable_diffusion_v1",
+    "sd-v2": "guard.provenance.watermarks.known_marks:stable_diffusion_v2",
+    "sdxl": "guard.provenance.watermarks.known_marks:sdxl",
+    "rivaGan": "guard.provenance.watermarks.known_marks:RivaGan",
 }
-"""Scheme name -> "module:factory" (a class or function taking no arguments). The watermark issue registers
-ours ("guard") and the known ones (Stable Diffusion, SDXL, rivaGan)."""
+"""Scheme name -> "module:factory" (a class or function taking no arguments): ours ("guard") and the marks
+other generators embed (Stable Diffusion v1/v2, SDXL, rivaGan)."""
 
 DEFAULT_SCHEME = "guard"
-"""The scheme `guard protect` embeds: ours (guard.provenance.spread_spectrum)."""
+"""The scheme `guard protect` embeds: ours (guard.provenance.watermarks.ours)."""
 
 KNOWN_SCHEMES: tuple[str, ...] = ("guard", "sd-v1", "sd-v2", "sdxl")
 """Schemes the verifier tries on every image, in order (ours first). rivaGan is registered but not tried on

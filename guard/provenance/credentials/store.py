@@ -21,11 +21,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from PIL import Image
 
-from guard.config import guard_home
 from guard.errors import ConfigError, GuardError
-from guard.provenance.fingerprint import KINDS, fingerprints, hamming
+from guard.provenance.credentials.fingerprint import KINDS, fingerprints, hamming
+from guard.settings import STORE_URL, guard_home
 
-ENV_STORE_URL = "GUARD_STORE_URL"
 DEFAULT_MAX_DISTANCE = 14
 """Default threshold on the summed distance: JPEG re-encoding moves it by 0-12 bits, unrelated pictures 40+."""
 BANDS_PER_HASH = 8
@@ -90,7 +89,7 @@ class ManifestRecord:
 
 def default_url(home: str | Path | None = None) -> str:
     """GUARD_STORE_URL, else a SQLite file under the guard home."""
-    explicit = os.environ.get(ENV_STORE_URL)
+    explicit = os.environ.get(STORE_URL)
     if explicit:
         return explicit
     folder = Path(home) if home is not None else guard_home()
@@ -110,9 +109,7 @@ class ManifestStore:
         try:
             parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError:
-            raise ConfigError(
-                f"The manifest store (--store or {ENV_STORE_URL}) is not a database URL: {url!r}."
-            ) from None
+            raise ConfigError(f"The manifest store (--store or {STORE_URL}) is not a database URL: {url!r}.") from None
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             folder = Path(parsed.database).expanduser().parent
             try:
