@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -228,14 +229,20 @@ def quantize(model: Any, target: Path) -> None:
         source = Path(work) / "float32.onnx"
         quantized = Path(work) / "int8.onnx"
         onnx.save(model, str(source))
-        quantize_dynamic(
-            str(source),
-            str(quantized),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            # the fused operators are not known to ONNX's shape inference: their outputs are float tensors
-            extra_options={"DefaultTensorType": TensorProto.FLOAT},
-        )
+        quiet = logging.getLogger()  # the quantiser logs advice about calibration data on the root logger
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(
+                str(source),
+                str(quantized),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                # the fused operators are not known to ONNX's shape inference: their outputs are float tensors
+                extra_options={"DefaultTensorType": TensorProto.FLOAT},
+            )
+        finally:
+            quiet.setLevel(level)
         _write_atomically(target, quantized.read_bytes())
 
 
