@@ -28,9 +28,7 @@ from typing import Any
 
 import numpy as np
 
-ENV_MODEL_CACHE = "GUARD_MODEL_CACHE"
-"""Folder for models the guard derives locally (the int8 ONNX encoder). Default: `$XDG_CACHE_HOME/guard/models`,
-else `~/.cache/guard/models`."""
+from detectors.settings import MODEL_CACHE
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 EXPORT_RECIPE = "bert-onnx-contrib-ops/int8-dynamic-per-channel/1"
@@ -55,8 +53,9 @@ class EncoderUnavailable(Exception):
 
 
 def model_cache_dir() -> Path:
-    """Where derived models are cached: `GUARD_MODEL_CACHE`, else under the user's cache folder."""
-    explicit = os.environ.get(ENV_MODEL_CACHE)
+    """Where derived models are cached: `GUARD_MODEL_CACHE`, else `$XDG_CACHE_HOME/guard/models`, else
+    `~/.cache/guard/models`."""
+    explicit = os.environ.get(MODEL_CACHE)
     if explicit:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -388,7 +387,7 @@ def ensure_cached(model_dir: Path, cache_dir: Path) -> tuple[EncoderIdentity, Pa
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise EncoderUnavailable(
-            f"cannot create the model cache {cache_dir} ({exc.strerror or exc}); set {ENV_MODEL_CACHE} to a "
+            f"cannot create the model cache {cache_dir} ({exc.strerror or exc}); set {MODEL_CACHE} to a "
             "writable folder."
         ) from None
     identity = source_identity(model_dir, cache_dir)
@@ -398,7 +397,7 @@ def ensure_cached(model_dir: Path, cache_dir: Path) -> tuple[EncoderIdentity, Pa
             quantize(build_graph(model_dir / "model.safetensors"), path)
         except OSError as exc:
             raise EncoderUnavailable(
-                f"cannot write the encoder to {cache_dir} ({exc.strerror or exc}); set {ENV_MODEL_CACHE} to a "
+                f"cannot write the encoder to {cache_dir} ({exc.strerror or exc}); set {MODEL_CACHE} to a "
                 "writable folder."
             ) from None
     return identity, path
