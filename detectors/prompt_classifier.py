@@ -46,9 +46,10 @@ class HeadMismatch(DetectorUnavailable):
 
 def instances(encoding: Encoding, window: int) -> tuple[np.ndarray, np.ndarray]:
     """The instances of one encoded text: row 0 the sentence embedding, then one row per token window (all
-    unit length), and each row's [start, end) characters in the text ([0, 0] for the sentence row)."""
+    unit length), and each row's [start, end) characters in the text (the whole text for the sentence row)."""
     rows = [encoding.embedding()]
-    spans = [(0, 0)]
+    ends = [int(o[:, 1].max()) for o in encoding.offsets if len(o)]
+    spans = [(0, max(ends, default=0))]
     step = max(1, window // 2)
     for states, offsets in zip(encoding.states, encoding.offsets, strict=True):
         content, where = (states[1:-1], offsets[1:-1]) if len(states) > 2 else (states, offsets)
