@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,8 @@ class Head:
     example_ids: tuple[str, ...]
     encoder: EncoderIdentity
     metadata: dict[str, Any]
+    fold_weights: np.ndarray | None = None  # (sources, 384, labels): the heads trained without each source
+    fold_bias: np.ndarray | None = None
 
     @classmethod
     def load(cls, folder: Path = DATA_DIR, name: str = HEAD_NAME) -> Head:
@@ -108,6 +110,8 @@ class Head:
                 example_ids=tuple(metadata["example_ids"]),
                 encoder=encoder,
                 metadata=metadata,
+                fold_weights=arrays.get("fold_weights"),
+                fold_bias=arrays.get("fold_bias"),
             )
         except HeadMismatch:
             raise
@@ -116,6 +120,14 @@ class Head:
                 f"the prompt classifier's head {array_path} cannot be read ({exc}); reinstall image-guard or "
                 "retrain it with `python -m detectors.training.prompt_head`."
             ) from None
+
+    def without(self, source: str) -> Head:
+        """The head trained with `source` held out (same calibration), to score that source honestly."""
+        sources = list(self.metadata.get("fold_sources", []))
+        if self.fold_weights is None or self.fold_bias is None or source not in sources:
+            raise KeyError(f"this head has no fold trained without {source!r} (it has: {', '.join(sources)})")
+        index = sources.index(source)
+        return replace(self, weights=self.fold_weights[index].astype(np.float32), bias=self.fold_bias[index])
 
     def check_encoder(self, installed: EncoderIdentity) -> None:
         """Refuse to run on an encoder other than the one the head was trained on."""
@@ -197,13 +209,17 @@ class PromptClassifier(LazyDetector):
             return []
         return self._analyze(list(texts))
 
+    def analyze_without(self, texts: Sequence[str], source: str) -> list[Detection]:
+        """`analyze` with the head trained while `source` was held out (for held-out evaluation only)."""
+        return self._analyze(list(texts), self.head.without(source)) if texts else []
+
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:  # type: ignore[override]
         """Scores (label -> 0..1) per text, in order."""
         return [detection.scores for detection in self.analyze(texts)]
 
-    def _analyze(self, texts: list[str]) -> list[Detection]:  # type: ignore[override]
+    def _analyze(self, texts: list[str], head: Head | None = None) -> list[Detection]:  # type: ignore[override]
         assert self._head is not None and self._encoder is not None
-        head = self._head
+        head = head or self._head
         out = []
         for encoding in self._encoder.encode(texts):
             rows, spans = instances(encoding, head.window)

@@ -159,6 +159,8 @@ def test_a_threshold_on_an_allow_category_is_refused(tmp_path):
 
 def test_unknown_fallback_is_refused(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("name: bad\nversion: 1\nprompt_classifier: {when_unavailable: shrug}\ncategories:\n  w:\n    action: block\n")
-    with pytest.raises(PolicyError, match="prompt_classifier.when_unavailable"):
+    path.write_text(
+        "name: bad\nversion: 1\nprompt_classifier: {when_unavailable: shrug}\ncategories:\n  w:\n    action: block\n"
+    )
+    with pytest.raises(PolicyError, match=r"prompt_classifier\.when_unavailable"):
         load_policy(path)

@@ -138,8 +138,18 @@ def policy_samples(policy: Any, rng: random.Random, filler: Sequence[str]) -> li
     return out
 
 
-def embed(samples: Sequence[Sample], encoder: TextEncoder, log: Any = None) -> mil.Bags:
-    """The instances of every sample's text (sentence embedding and token windows), stacked as bags."""
+def embed(samples: Sequence[Sample], encoder: TextEncoder, log: Any = None, cache: Path | None = None) -> mil.Bags:
+    """The instances of every sample's text (sentence embedding and token windows), stacked as bags.
+
+    With `cache`, the instances are kept in that .npz file (float16), keyed by the texts, the encoder and
+    the window, so a second run (or the benchmark) skips the encoder."""
+    key = hashlib.sha256(
+        json.dumps([encoder.identity.to_dict(), WINDOW, [s.text for s in samples]]).encode()
+    ).hexdigest()
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as stored:
+            if str(stored["key"]) == key:
+                return mil.Bags(stored["X"].astype(np.float32), stored["starts"])
     blocks, starts, total = [], [], 0
     started = time.monotonic()
     for begin in range(0, len(samples), 256):
@@ -148,9 +158,13 @@ def embed(samples: Sequence[Sample], encoder: TextEncoder, log: Any = None) -> m
             starts.append(total)
             total += len(rows)
             blocks.append(rows.astype(np.float32))
-        if log:
+        if log and (begin // 256) % 10 == 9:
             log(f"embedded {min(begin + 256, len(samples))}/{len(samples)} texts ({time.monotonic() - started:.0f} s)")
-    return mil.Bags(np.concatenate(blocks), np.asarray(starts, np.int64))
+    bags = mil.Bags(np.concatenate(blocks), np.asarray(starts, np.int64))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, key=np.array(key), X=bags.X.astype(np.float16), starts=bags.starts)
+    return bags
 
 
 def targets_and_weights(samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +292,7 @@ def operating_points(scores: np.ndarray, samples: Sequence[Sample]) -> dict[str,
     return out
 
 
-def train(corpus: Path, out_dir: Path, log: Any = print) -> dict[str, Any]:
+def train(corpus: Path, out_dir: Path, log: Any = print, cache: Path | None = None) -> dict[str, Any]:
     """The whole procedure; writes `<out_dir>/prompt_head.{npz,json}` and returns the metadata."""
     from policies import decide_prompt, load_policy
     from policies.loader import DATA_DIR as POLICY_DIR
@@ -290,7 +304,7 @@ def train(corpus: Path, out_dir: Path, log: Any = print) -> dict[str, Any]:
     samples = corpus_samples(rows, policy, rng, filler) + policy_samples(policy, rng, filler)
     log(f"{len(rows)} corpus rows -> {len(samples)} training texts")
     encoder = TextEncoder.load()
-    bags = embed(samples, encoder, log)
+    bags = embed(samples, encoder, log, cache)
     folds = cross_validate(bags, samples, log)
     corpus_mask = np.array([s.source != "policy" for s in samples])
     calibration = calibrate(folds["raw"], samples)
@@ -330,10 +344,14 @@ def train(corpus: Path, out_dir: Path, log: Any = print) -> dict[str, Any]:
         },
     }
     out_dir.mkdir(parents=True, exist_ok=True)
+    sources = sorted({s.source for s in samples if s.source != "policy"})
+    metadata["fold_sources"] = sources
     np.savez_compressed(
         out_dir / f"{HEAD_NAME}.npz",
         weights=w,
         bias=b,
+        fold_weights=np.stack([folds[f"weights:{s}"] for s in sources]),
+        fold_bias=np.stack([folds[f"bias:{s}"] for s in sources]),
         calibration=calibration,
         example_vectors=vectors,
         example_labels=example_labels,
@@ -360,10 +378,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder holding corpus.jsonl")
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="where to write prompt_head.{npz,json}")
+    parser.add_argument("--cache", type=Path, default=None, help="keep the texts' encoder instances in this .npz")
     args = parser.parse_args(argv)
     started = time.monotonic()
     metadata = train(
-        args.corpus, args.out, log=lambda m: print(f"[{time.monotonic() - started:6.0f} s] {m}", flush=True)
+        args.corpus,
+        args.out,
+        log=lambda m: print(f"[{time.monotonic() - started:6.0f} s] {m}", flush=True),
+        cache=args.cache,
     )
     print(json.dumps(metadata["calibration"]["recommended_thresholds"]))
     for source, groups in metadata["calibration"]["held_out"].items():
