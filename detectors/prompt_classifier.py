@@ -146,14 +146,15 @@ class Head:
         """The reported 0..1 scores for raw scores (labels on the last axis)."""
         return 1.0 / (1.0 + np.exp(-(self.calibration[:, 0] * raw + self.calibration[:, 1])))
 
-    def nearest(self, rows: np.ndarray, label: int, k: int = NEAREST) -> list[dict[str, Any]]:
-        """The `k` labelled examples of `label` most similar to any instance of the text."""
-        members = np.flatnonzero(self.example_labels[:, label])
-        if len(members) == 0:
-            return []
-        similarity = (self.example_vectors[members].astype(np.float32) @ rows.T).max(axis=1)
-        best = np.argsort(-similarity)[:k]
-        return [{"id": self.example_ids[members[i]], "similarity": round(float(similarity[i]), 3)} for i in best]
+    def nearest(self, similarity: np.ndarray, k: int = NEAREST) -> list[list[dict[str, Any]]]:
+        """Per label, the `k` labelled examples of that label with the highest `similarity` (one value per
+        example: its best cosine with any instance of the text)."""
+        out = []
+        for label in range(len(self.labels)):
+            members = np.flatnonzero(self.example_labels[:, label])
+            best = members[np.argsort(-similarity[members], kind="stable")[:k]]
+            out.append([{"id": self.example_ids[i], "similarity": round(float(similarity[i]), 3)} for i in best])
+        return out
 
 
 class PromptClassifier(LazyDetector):
@@ -168,6 +169,7 @@ class PromptClassifier(LazyDetector):
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._head: Head | None = None
         self._encoder: TextEncoder | None = None
+        self._examples: np.ndarray | None = None  # (384, examples) float32, for `nearest`
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -220,15 +222,18 @@ class PromptClassifier(LazyDetector):
     def _analyze(self, texts: list[str], head: Head | None = None) -> list[Detection]:  # type: ignore[override]
         assert self._head is not None and self._encoder is not None
         head = head or self._head
+        if self._examples is None or len(self._examples) != len(head.example_vectors):
+            self._examples = np.ascontiguousarray(head.example_vectors.astype(np.float32).T)
         out = []
         for encoding in self._encoder.encode(texts):
             rows, spans = instances(encoding, head.window)
             raw, best = head.raw_scores(rows)
             scores = head.calibrated(raw)
+            nearest = head.nearest((rows @ self._examples).max(axis=0))
             evidence: dict[str, dict[str, Any]] = {}
             for index, label in enumerate(head.labels):
                 start, end = spans[best[index]]
-                entry: dict[str, Any] = {"nearest": head.nearest(rows, index)}
+                entry: dict[str, Any] = {"nearest": nearest[index]}
                 if end > start:
                     entry["span"] = [int(start), int(end)]
                 evidence[label] = entry

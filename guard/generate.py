@@ -69,6 +69,8 @@ class ImageRecord:
     watermark: dict[str, str] | None = None
     generation: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    prompt_classifier: dict[str, Any] | None = None
+    """The prompt classifier's status and scores for this request's prompt (see `Decision.classifier`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +92,7 @@ class ImageRecord:
             "watermark": self.watermark,
             "generation": self.generation,
             "timings_ms": self.timings_ms,
+            "prompt_classifier": self.prompt_classifier,
         }
 
 
@@ -407,6 +410,7 @@ def _generated(
         detectors={name: dict(status) for name, status in assessment.detectors.items()},
         generation=settings,
         timings_ms=dict(timings),
+        prompt_classifier=prompt.classifier,
     )
 
 
@@ -422,6 +426,7 @@ def _not_generated(index: int, request_id: str, decision: Decision, timings: dic
         categories=dict(decision.categories),
         policy={"name": decision.policy_name, "version": decision.policy_version},
         timings_ms=dict(timings),
+        prompt_classifier=decision.classifier,
     )
 
 
