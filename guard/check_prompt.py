@@ -11,7 +11,9 @@ service all decide through `PromptChecker.check`, so a prompt gets the same deci
 arrives. The text classifier (`detectors.prompt_classifier`) is loaded once per process, on the first check
 that needs it, and shared by every checker; a policy with no `classifier` thresholds never loads it. When
 it cannot load, every decision says so and the policy's `prompt_classifier.when_unavailable` decides what
-that means (`review`, or `rules_only`).
+that means (`review`, or `rules_only`). The policy's exceptions hold for both layers: a text in which an
+exception phrase excused a rule match ("nude lipstick") is also classified with that phrase cut out, and
+the lower of the two scores counts.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from guard.errors import ConfigError
-from policies import ClassifierScores, Decision, Policy, decide_prompt, load_policy
+from policies import ClassifierScores, Decision, Policy, decide_prompt, excused_spans, load_policy
 
 _SHARED: Any = None
 _SHARED_LOCK = threading.Lock()
@@ -87,11 +89,20 @@ class PromptChecker:
         self._check_labels(classifier)
         if not texts:
             return []
+        texts = list(texts)
+        # The policy's exceptions hold for both layers: a text with an exception phrase that excused a rule
+        # match ("nude lipstick") is also read without it, and the lower score counts.
+        without = {i: _without(t, spans) for i, t in enumerate(texts) if (spans := excused_spans(self.policy, t))}
+        detections = classifier.analyze(texts + list(without.values()))
+        out = []
         model = classifier.model
-        return [
-            ClassifierScores(scores=d.scores, evidence=d.details.get("evidence", {}), model=model)
-            for d in classifier.analyze(texts)
-        ]
+        rereads = dict(zip(without, detections[len(texts) :], strict=True))
+        for index, detection in enumerate(detections[: len(texts)]):
+            scores = dict(detection.scores)
+            if index in rereads:
+                scores = {label: min(score, rereads[index].scores[label]) for label, score in scores.items()}
+            out.append(ClassifierScores(scores=scores, evidence=detection.details.get("evidence", {}), model=model))
+        return out
 
     def _check_labels(self, classifier: Any) -> None:
         """Every label the policy's thresholds name must be one the classifier scores (a typo is refused)."""
@@ -106,6 +117,19 @@ class PromptChecker:
                         f"prompt classifier has no label {threshold.label!r} (it scores {', '.join(sorted(known))})."
                     )
         self._labels_checked = True
+
+
+def _without(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """`text` with the given character spans cut out."""
+    kept, last = [], 0
+    for start, end in sorted(spans):
+        if start >= last:
+            kept.append(text[last:start])
+            last = end
+        else:
+            last = max(last, end)
+    kept.append(text[last:])
+    return " ".join(" ".join(kept).split())
 
 
 def check_prompts(texts: Sequence[str], policy: Policy | str | Path | None = None) -> list[Decision]:

@@ -189,6 +189,23 @@ def decide_prompt(policy: Policy | str | Path, text: str, classifier: Classifier
     return _finish(policy, reasons, actions, text=text, notes=notes, classifier=record)
 
 
+def excused_spans(policy: Policy | str | Path, text: str) -> list[tuple[int, int]]:
+    """[start, end) spans of `text` covered by an exception phrase that made a rule match innocent ("nude
+    lipstick"): the guard lets the classifier read the text without them too, so both layers honour the
+    policy's exceptions."""
+    if not isinstance(policy, Policy):
+        policy = load_policy(policy)
+    matcher = policy._matcher or compile_rules(policy)._matcher
+    spans: set[tuple[int, int]] = set()
+    for folded, positions in _views(text):
+        excused: list[tuple[int, int]] = []
+        matcher.find(folded, excused)
+        if excused and positions is None:
+            positions = offsets(text)
+        spans.update(original_span(positions, *span) for span in excused)
+    return sorted(spans)
+
+
 def _rule_reasons(policy: Policy, text: str) -> tuple[list[dict[str, Any]], dict[str, str], set[str]]:
     """The rules' reasons and actions, and every category whose rules matched (`allow` ones included)."""
     matcher = policy._matcher or compile_rules(policy)._matcher

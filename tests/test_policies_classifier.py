@@ -164,3 +164,13 @@ def test_unknown_fallback_is_refused(tmp_path):
     )
     with pytest.raises(PolicyError, match=r"prompt_classifier\.when_unavailable"):
         load_policy(path)
+
+
+def test_excused_spans_are_the_exception_phrases_that_made_a_match_innocent():
+    from policies import excused_spans
+
+    default = load_policy("default")
+    text = "a tube of nude lipstick next to a nude statue"
+    assert [text[a:b] for a, b in excused_spans(default, text)] == ["nude lipstick"]
+    assert excused_spans(default, "a nude statue") == []
+    assert excused_spans(default, "Scunthorpe at night") == []
