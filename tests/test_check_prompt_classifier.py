@@ -141,9 +141,11 @@ def test_a_classifier_stop_is_explained_in_json_and_terminal(checker, shared_dir
 def test_every_entry_point_gives_the_same_decision(checker, shared_dir):
     from guard.generate import Guard
 
+    from guard.cli.check_prompt import BATCH
+
     rng = random.Random(5)
     rows = read_rows(shared_dir / "prompt-corpus")
-    texts = [r.prompt for r in rng.sample(rows, 70)]
+    texts = [r.prompt for r in rng.sample(rows, BATCH + 10)]  # two batches through the CLI
     expected = [d.to_dict() for d in checker.check(texts)]
     result = CliRunner().invoke(cli, ["check-prompt", "--json", "-"], input="\n".join(texts) + "\n")
     assert [

@@ -10,12 +10,14 @@ Steps:
 
 1. Training texts. Every corpus row, plus noisy variants of every row, benign and unsafe alike
    (`detectors.training.augment`): style tags added and stripped, junk appended, mojibake, CLIP markers,
-   weights, soups, and a fragment buried in junk (for unsafe rows, the fragment around a match of the
-   default policy's rules). Plus short texts made from the default policy's own entries: its sexual,
-   gore, self-harm and hate terms in plain carriers as positives, its exception phrases ("nude lipstick")
-   as negatives, so that a short plain caption is not read as harmless just because corpus captions are
-   short and harmless. Filler words for the junk come from the encoder's vocabulary minus every word the
-   policy's rules match, so no source lends its vocabulary to another.
+   weights, soups, and a fragment alone and buried in junk (for unsafe rows, the words around a match of
+   the default policy's rules; for benign rows, any few words). Plus short texts made from the default
+   policy's own entries: its sexual, gore, self-harm and hate terms in plain carriers as positives, each
+   with a benign twin (the same carrier and subject with a harmless word instead), and its exception
+   phrases ("nude lipstick") as negatives, so that a short plain caption is read for its content, not its
+   length. Filler words for the junk come from
+   the encoder's vocabulary minus every word the policy's rules match, so no source lends its vocabulary to
+   another.
 2. Labels: the corpus's sexual / violence / self-harm / hate map to sexual / gore / self_harm / hate. For a
    label, its unsafe rows are positives, benign rows negatives; unsafe rows of other labels do not count.
    Rows the corpus marks `weak` (the text often reads harmless) count `WEAK_WEIGHT`; positives are weighted
@@ -107,25 +109,38 @@ def corpus_samples(rows: Sequence[Row], policy: Any, rng: random.Random, filler:
         add(augment.noisy(text, rng, filler), "noisy")
         add(augment.noisy(stripped, rng, filler), "noisy")
         add(augment.soup(text, rng, filler), "soup")
+        # A fragment on its own and buried in junk: around a rule match (unsafe rows: the part known to be
+        # unsafe), or any few words of a benign row, so that short texts are read for what they say.
         spans = [tuple(r["span"]) for r in decide_prompt(policy, text).reasons if "span" in r]
+        words = text.split()
         if spans:
-            add(augment.bury(augment.fragment_around(text, rng.choice(spans), rng), rng, filler), "bury")
+            fragment = augment.fragment_around(text, rng.choice(spans), rng)
         elif not row.unsafe:
-            words = text.split()
             start = rng.randint(0, max(0, len(words) - 3))
-            add(augment.bury(" ".join(words[start : start + rng.randint(2, 6)]), rng, filler), "bury")
+            fragment = " ".join(words[start : start + rng.randint(2, 6)])
+        else:
+            continue
+        add(augment.bury(fragment, rng, filler), "bury")
+        add(fragment, "fragment")
     return out
 
 
 def policy_samples(policy: Any, rng: random.Random, filler: Sequence[str]) -> list[Sample]:
-    """Short texts from the policy's own entries: its terms (positives) and exception phrases (negatives)."""
+    """Short texts from the policy's own entries: its terms (positives) and exception phrases (negatives).
+
+    Each positive has a benign twin in the same carrier with the same subject and a harmless filler word
+    instead of the entry, so that a short carrier text says nothing by itself."""
     out: list[Sample] = []
     for category, label in POLICY_LABELS.items():
         rules = policy.categories[category].prompt
         for entry in [t.strip("*") for t in rules.terms] + list(rules.phrases):
             for carrier in rng.sample(CARRIERS, 3):
-                text = carrier.format(x=entry, s=rng.choice(SUBJECTS))
-                out.append(Sample(text, "policy", "policy", (label,), True, POLICY_WEIGHT))
+                subject = rng.choice(SUBJECTS)
+                out.append(
+                    Sample(carrier.format(x=entry, s=subject), "policy", "policy", (label,), True, POLICY_WEIGHT)
+                )
+                twin = carrier.format(x=" ".join(rng.sample(filler, rng.choice((1, 1, 2)))), s=subject)
+                out.append(Sample(twin, "policy", "policy", (), False, POLICY_WEIGHT))
     for category in policy.categories.values():
         for phrase in category.exceptions.phrases:
             for carrier in rng.sample(CARRIERS, 2):
@@ -138,32 +153,48 @@ def policy_samples(policy: Any, rng: random.Random, filler: Sequence[str]) -> li
     return out
 
 
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
 def embed(samples: Sequence[Sample], encoder: TextEncoder, log: Any = None, cache: Path | None = None) -> mil.Bags:
     """The instances of every sample's text (sentence embedding and token windows), stacked as bags.
 
-    With `cache`, the instances are kept in that .npz file (float16), keyed by the texts, the encoder and
-    the window, so a second run (or the benchmark) skips the encoder."""
-    key = hashlib.sha256(
-        json.dumps([encoder.identity.to_dict(), WINDOW, [s.text for s in samples]]).encode()
-    ).hexdigest()
+    With `cache`, instances are kept per text in that .npz file (float16, keyed by a hash of the text and
+    tied to the encoder's identity and the window), so a later run (or the benchmark) encodes only new texts."""
+    identity = json.dumps([encoder.identity.to_dict(), WINDOW])
+    known: dict[str, np.ndarray] = {}
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
-            if str(stored["key"]) == key:
-                return mil.Bags(stored["X"].astype(np.float32), stored["starts"])
-    blocks, starts, total = [], [], 0
+            if str(stored["identity"]) == identity:
+                X, starts = stored["X"], stored["starts"]
+                ends = np.append(starts[1:], len(X))
+                known = {str(k): X[a:b] for k, a, b in zip(stored["keys"], starts, ends, strict=True)}
+    keys = [_text_key(s.text) for s in samples]
+    missing = sorted({k: s.text for k, s in zip(keys, samples, strict=True) if k not in known}.items())
     started = time.monotonic()
-    for begin in range(0, len(samples), 256):
-        for encoding in encoder.encode([s.text for s in samples[begin : begin + 256]]):
-            rows, _ = instances(encoding, WINDOW)
-            starts.append(total)
-            total += len(rows)
-            blocks.append(rows.astype(np.float32))
+    for begin in range(0, len(missing), 256):
+        batch = missing[begin : begin + 256]
+        for (key, _), encoding in zip(batch, encoder.encode([t for _, t in batch]), strict=True):
+            known[key] = instances(encoding, WINDOW)[0].astype(np.float16)
         if log and (begin // 256) % 10 == 9:
-            log(f"embedded {min(begin + 256, len(samples))}/{len(samples)} texts ({time.monotonic() - started:.0f} s)")
-    bags = mil.Bags(np.concatenate(blocks), np.asarray(starts, np.int64))
-    if cache is not None:
+            done = min(begin + 256, len(missing))
+            log(f"embedded {done}/{len(missing)} new texts ({time.monotonic() - started:.0f} s)")
+    blocks = [known[k] for k in keys]
+    sizes = np.array([len(b) for b in blocks])
+    bags = mil.Bags(np.concatenate(blocks).astype(np.float32), np.concatenate([[0], np.cumsum(sizes)[:-1]]))
+    if cache is not None and missing:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, key=np.array(key), X=bags.X.astype(np.float16), starts=bags.starts)
+        order = sorted(known)
+        parts = [known[k] for k in order]
+        lengths = np.array([len(p) for p in parts])
+        np.savez(
+            cache,
+            identity=np.array(identity),
+            keys=np.array(order),
+            X=np.concatenate(parts),
+            starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]),
+        )
     return bags
 
 

@@ -21,7 +21,7 @@ def _stdin_lines() -> Iterator[str]:
         yield raw.decode("utf-8", "replace").rstrip("\r\n")
 
 
-BATCH = 64
+BATCH = 256
 """Prompts read from a pipe go through the classifier this many at a time (one at a time from a terminal)."""
 
 
