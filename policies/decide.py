@@ -152,8 +152,9 @@ def decide_prompt(policy: Policy | str | Path, text: str, classifier: Classifier
 
     The rules always run. `classifier` is the text classifier's output for `text` (None: decide by the rules
     alone, as when no classifier is in use); a category fires on it when a score reaches one of the
-    category's `classifier` thresholds. Categories whose action is `allow` are building blocks for
-    combinations and never appear in reasons.
+    category's `classifier` thresholds, with a reason of its own unless the rules already stopped that
+    category (the scores are in the decision's `classifier` record either way). Categories whose action is
+    `allow` are building blocks for combinations and never appear in reasons.
     """
     if not isinstance(policy, Policy):
         policy = load_policy(policy)
@@ -183,6 +184,8 @@ def decide_prompt(policy: Policy | str | Path, text: str, classifier: Classifier
         if classifier.model:
             record["model"] = classifier.model
         for reason in _classifier_reasons(policy, text, classifier, matched):
+            if reason["category"] in actions:
+                continue  # the rules already stopped this category: its score is in `classifier.scores`
             actions[reason["category"]] = most_severe([actions.get(reason["category"], "allow"), reason["action"]])
             del reason["action"]
             reasons.append(reason)

@@ -100,17 +100,18 @@ def _held_out_stop_rate(classifier, rows, source, policy_name="default"):
 def test_held_out_sources_read_from_the_corpus(classifier, shared_dir):
     """The head trained without a source, on that source's rows: what the benchmark reports, re-measured here.
 
-    Unsafe Ring-A-Bell prompts (strong labels) are stopped far more often than by the rules alone, and
-    held-out COCO captions stay within the false-stop target."""
-    rows = read_rows(shared_dir / "prompt-corpus")
+    Adversarial Nibbler's strong-labelled unsafe prompts (which the rules nearly all miss) are stopped far
+    more often with the classifier, as often as the training run recorded; held-out COCO captions stay
+    within the false-stop target."""
     from policies import decide_prompt, load_policy
 
+    rows = read_rows(shared_dir / "prompt-corpus")
     default = load_policy("default")
-    ring = [r for r in rows if r.source == "ring-a-bell" and r.unsafe and r.strong]
-    rules_only = sum(decide_prompt(default, r.prompt).decision != "allow" for r in ring) / len(ring)
-    both = _held_out_stop_rate(classifier, ring, "ring-a-bell")
-    recorded = classifier.head.metadata["calibration"]["held_out"]["ring-a-bell"]["unsafe_strong"]["both"]
-    assert both >= rules_only + 0.1
-    assert both >= recorded - 0.1
+    nibbler = [r for r in rows if r.source == "nibbler" and r.unsafe and r.strong]
+    rules_only = sum(decide_prompt(default, r.prompt).decision != "allow" for r in nibbler) / len(nibbler)
+    both = _held_out_stop_rate(classifier, nibbler, "nibbler")
+    recorded = classifier.head.metadata["calibration"]["held_out"]["nibbler"]["unsafe_strong"]["both"]
+    assert both >= rules_only + 0.15
+    assert both >= recorded - 0.05
     coco = [r for r in rows if r.source == "coco"]
     assert _held_out_stop_rate(classifier, coco, "coco") <= 0.01

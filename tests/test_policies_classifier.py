@@ -87,10 +87,11 @@ def test_together_with_needs_the_other_category_to_match(policy):
     assert reason["rule"] == "classifier:minors" and reason["together_with"] == ["kids"]
 
 
-def test_rules_and_classifier_reasons_both_appear(policy):
-    decision = decide_prompt(policy, "a nude statue", _scores(sexual=0.9))
-    assert [r["rule"] for r in decision.reasons] == ["term:nude", "classifier:sexual"]
-    assert decision.categories == {"sexual": "block"}
+def test_a_category_the_rules_already_stopped_gets_no_second_reason(policy):
+    decision = decide_prompt(policy, "a nude statue", _scores(sexual=0.9, gore=0.8))
+    assert [r["rule"] for r in decision.reasons] == ["term:nude", "classifier:violence"]
+    assert decision.categories == {"sexual": "block", "violence": "review"}
+    assert decision.to_dict()["classifier"]["scores"]["sexual"] == 0.9, "the score is still recorded"
 
 
 def test_no_classifier_output_means_rules_only_and_no_classifier_field(policy):

@@ -80,12 +80,18 @@ def checker():
     return checker
 
 
-@pytest.mark.parametrize("policy", ["default", "strict"])
+@pytest.mark.parametrize("policy", ["default", "strict", "dataset"])
 def test_innocent_words_stay_allowed(policy):
+    """The classifier adds no stop to the rules' innocents (strict and dataset review any public figure by rule)."""
     decisions = PromptChecker(policy).check(INNOCENTS)
-    stopped = {t: [r["rule"] for r in d.reasons] for t, d in zip(INNOCENTS, decisions, strict=True) if d.reasons}
-    expected = {"a cartoon of Joe Biden eating ice cream"} if policy == "strict" else set()  # strict: any depiction
-    assert set(stopped) == expected, stopped
+    added = {
+        text: [r["rule"] for r in d.reasons]
+        for text, d in zip(INNOCENTS, decisions, strict=True)
+        if any(r["rule"].startswith("classifier:") for r in d.reasons)
+    }
+    assert added == {}
+    if policy == "default":
+        assert [d.decision for d in decisions] == ["allow"] * len(INNOCENTS)
 
 
 def test_benign_prompts_with_noise_stay_allowed(checker):
@@ -139,9 +145,8 @@ def test_a_classifier_stop_is_explained_in_json_and_terminal(checker, shared_dir
 
 
 def test_every_entry_point_gives_the_same_decision(checker, shared_dir):
-    from guard.generate import Guard
-
     from guard.cli.check_prompt import BATCH
+    from guard.generate import Guard
 
     rng = random.Random(5)
     rows = read_rows(shared_dir / "prompt-corpus")
