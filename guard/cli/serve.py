@@ -71,6 +71,7 @@ def serve(
 
     from guard.provenance.credentials.store import ManifestStore
     from guard.serve.config import ServeSettings, parse_public
+    from guard.serve.metrics import clear_multiprocess_dir
     from policies import load_policy
     from policies.settings import POLICY
 
@@ -86,6 +87,7 @@ def serve(
     ServeSettings.from_env()
     load_policy(None)
     ManifestStore.open().close()
+    clear_multiprocess_dir()
     uvicorn.run(
         "guard.serve.app:create_app",
         factory=True,

@@ -87,7 +87,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         services = Services.load(settings, metrics)
         pool = CpuPool(
-            settings.threads, settings.max_inflight, on_reject=lambda: metrics.rejected.labels("overloaded").inc()
+            settings.threads,
+            settings.max_inflight,
+            on_reject=lambda: metrics.rejected.labels("overloaded").inc(),
+            on_change=metrics.inflight.set,
         )
         app.state.services = services
         app.state.pool = pool
@@ -95,7 +98,6 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         app.state.page = page.build_page(
             verify_public=settings.is_public("verify"), max_upload_bytes=settings.max_upload_bytes
         )
-        metrics.inflight.set_function(lambda: pool.inflight)
         log.info(
             "guard serve ready: policy %s %s, store %s", services.policy.name, services.policy.version, _where(services)
         )
@@ -104,6 +106,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         finally:
             pool.shutdown()
             services.close()
+            metrics.close()
 
     app = FastAPI(
         title="image-guard",

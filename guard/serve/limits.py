@@ -1,9 +1,9 @@
 """Limits that keep one worker healthy under hostile or heavy traffic.
 
 - `RequestLimits` (ASGI middleware, outermost): a request target longer than `MAX_URL_LENGTH` gets 414; a body
-  declared larger than the upload limit gets 413 before a byte of it is read, and a body without a declared
-  length is read only up to the limit (then 413); every request must finish within the timeout (else 503
-  with `Retry-After`).
+  declared larger than the upload limit gets 413 without being kept (it is read and dropped, so the client
+  sees the answer), and a body without a declared length is kept only up to the limit (then 413); every
+  request must finish within the timeout (else 503 with `Retry-After`).
 - `CpuPool`: CPU work (decoding, scoring, verifying, signing) runs on a fixed pool of threads, never on the
   event loop; at most `max_inflight` requests are admitted to it at once (running or queued) and the next
   one is answered 429 with `Retry-After`. A request that times out keeps its slot until its thread finishes,
@@ -25,6 +25,10 @@ from guard.settings import SERVE_MAX_UPLOAD_BYTES
 
 T = TypeVar("T")
 RETRY_AFTER_SECONDS = 1
+DRAIN_BYTES = 64 * 1024 * 1024
+"""A body over the limit is read and dropped, up to this much, before the 413 is sent: closing a connection
+with unread data in it can reset it and lose the answer. Beyond that the 413 goes out and the connection
+closes."""
 
 
 def _problem_bytes(status: int, kind: str, detail: str, path: str) -> bytes:
@@ -53,11 +57,8 @@ class RequestLimits:
             detail = f"The request URL is longer than {self.max_url} bytes; send the query in a POST body."
             await _send_problem(send, 414, "uri-too-long", detail, path)
             return
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_body:
-            await _send_problem(send, 413, "body-too-large", self._too_large(), path, close=True)
-            return
         started = False
+        too_large = False
 
         async def tracking_send(message) -> None:
             nonlocal started
@@ -67,14 +68,25 @@ class RequestLimits:
 
         try:
             async with asyncio.timeout(self.timeout):
+                declared = _content_length(scope)
+                if declared is not None and declared > self.max_body:
+                    too_large = True
+                    finished = declared - self.max_body <= DRAIN_BYTES and await _drain(receive, DRAIN_BYTES)
+                    await _send_problem(send, 413, "body-too-large", self._too_large(), path, close=not finished)
+                    return
                 body, disconnected = await self._read_body(receive)
                 if body is None:
-                    await _send_problem(send, 413, "body-too-large", self._too_large(), path, close=True)
+                    too_large = True
+                    finished = await _drain(receive, DRAIN_BYTES)
+                    await _send_problem(send, 413, "body-too-large", self._too_large(), path, close=not finished)
                     return
                 if disconnected:  # nobody to answer
                     return
                 await self.app(scope, _replay(body, receive), tracking_send)
         except TimeoutError:
+            if too_large:  # still sending what we would not read: answer that, and close
+                await _send_problem(send, 413, "body-too-large", self._too_large(), path, close=True)
+                return
             self.on_timeout()
             if not started:
                 detail = f"The request took longer than {self.timeout:g} seconds; try again later."
@@ -100,6 +112,18 @@ class RequestLimits:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks), False
+
+
+async def _drain(receive, budget: int) -> bool:
+    """Read and drop the rest of a body (at most `budget` bytes); True when it ended within that."""
+    while budget >= 0:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return budget >= 0
+    return False
 
 
 def _content_length(scope) -> int | None:
@@ -142,9 +166,16 @@ async def _send_problem(send, status: int, kind: str, detail: str, path: str, *,
 class CpuPool:
     """A fixed pool of threads for CPU work, with admission control (see the module docstring)."""
 
-    def __init__(self, threads: int, max_inflight: int, on_reject: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        threads: int,
+        max_inflight: int,
+        on_reject: Callable[[], None] | None = None,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
         self.threads = threads
         self.on_reject = on_reject
+        self.on_change = on_change
         self.max_inflight = max_inflight
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="guard-serve")
         self._inflight = 0
@@ -160,11 +191,17 @@ class CpuPool:
             if self._inflight >= self.max_inflight:
                 return False
             self._inflight += 1
+            self._changed()
             return True
 
     def release(self) -> None:
         with self._lock:
             self._inflight -= 1
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self._inflight)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` on a pool thread; 429 when `max_inflight` requests already hold a slot."""

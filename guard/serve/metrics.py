@@ -2,7 +2,8 @@
 
 Each app has its own registry (so tests can build many apps). With several worker processes, set
 prometheus_client's `PROMETHEUS_MULTIPROC_DIR` to an empty folder shared by the workers and `/metrics`
-reports all of them together; without it each worker reports only itself.
+reports all of them together (`guard serve` empties that folder when it starts); without it each worker
+reports only itself.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from detectors.base import Detection
 
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's own setting (not ours): where worker processes keep their metric files."""
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -74,13 +78,31 @@ class Metrics:
             self.categories.labels(endpoint, category, action).inc()
 
     def render(self) -> bytes:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if os.environ.get(MULTIPROCESS_DIR):
             from prometheus_client import multiprocess
 
             combined = CollectorRegistry()
             multiprocess.MultiProcessCollector(combined)
             return generate_latest(combined)
         return generate_latest(self.registry)
+
+    def close(self) -> None:
+        """A worker that stops takes its live gauges with it (multiprocess mode)."""
+        if os.environ.get(MULTIPROCESS_DIR):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())
+
+
+def clear_multiprocess_dir() -> None:
+    """Remove metric files a previous run left in the multiprocess folder (call before workers start)."""
+    folder = os.environ.get(MULTIPROCESS_DIR)
+    if not folder:
+        return
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob("*.db"):
+        stale.unlink(missing_ok=True)
 
 
 class TimedDetector:

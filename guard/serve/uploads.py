@@ -16,6 +16,18 @@ from starlette.datastructures import UploadFile
 from guard.serve.problems import Problem
 
 RAW_TYPES = ("application/octet-stream",)
+SUFFIXES = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "image/tiff": ".tif",
+    "image/gif": ".gif",
+    "image/bmp": ".bmp",
+    "image/avif": ".avif",
+    "image/heic": ".heic",
+    "image/heif": ".heif",
+}
+"""Content type -> file suffix, to name a raw upload that came without a name."""
 MAX_FORM_FIELDS = 16
 MAX_FIELD_BYTES = 64 * 1024
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -58,7 +70,7 @@ async def read_upload(request: Request, *, text_fields: tuple[str, ...] = ()) ->
     elif kind.startswith("image/") or kind in RAW_TYPES:
         data = await request.body()
         fields = {}
-        name = safe_name(request.headers.get("x-filename"))
+        name = safe_name(request.headers.get("x-filename"), default="upload" + SUFFIXES.get(kind, ""))
     else:
         shown = kind or "none"
         raise Problem(
