@@ -39,7 +39,7 @@ from serve_support import guard_env, running_server  # noqa: E402
 
 from bench.common import sample_photos  # noqa: E402
 from guard.images import load_image  # noqa: E402
-from guard.protect import Protector, default_scheme  # noqa: E402
+from guard.protect import Protector  # noqa: E402
 from guard.provenance.credentials.keys import SigningIdentity, init_identity  # noqa: E402
 from guard.provenance.credentials.store import ManifestStore  # noqa: E402
 from guard.scan import assess_images  # noqa: E402
@@ -68,7 +68,7 @@ def make_images(work: Path, store_url: str) -> dict[str, list[bytes]]:
         photos.append(jpeg(image))
     verify = list(photos)
     with ManifestStore.open(store_url) as store:
-        protector = Protector(identity=SigningIdentity.load(work), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(work), store=store)
         for index, data in enumerate(photos[:4]):
             source = work / f"source-{index}.jpg"
             source.write_bytes(data)

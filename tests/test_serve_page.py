@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from serve_support import encoded, guard_env, picture, running_server, strip
 
-from guard.protect import Protector, default_scheme
+from guard.protect import Protector
 from guard.provenance.credentials.keys import SigningIdentity
 from guard.provenance.credentials.store import ManifestStore
 from guard.serve.keys import ApiKeys
@@ -38,7 +38,7 @@ def site(home, tmp_path_factory):
     source = folder / "generated.png"
     picture("astronaut", 512).save(source)
     with ManifestStore.open(store_url) as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store)
         result = protector.protect_file(source, folder / "generated-protected.png")
         key = ApiKeys(store.engine).create("verify", "page test")[1]
     files = {

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from serve_support import encoded, picture, strip
 
 from guard.images import load_image
-from guard.protect import Protector, default_scheme
+from guard.protect import Protector
 from guard.provenance.credentials.fingerprint import KINDS, fingerprints
 from guard.provenance.credentials.keys import SigningIdentity
 from guard.provenance.credentials.store import ManifestStore
@@ -32,7 +32,7 @@ def resolver(home, tmp_path_factory):
     source = folder / "gen.png"
     picture("astronaut", 512).save(source)
     with ManifestStore.open(store_url) as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store)
         result = protector.protect_file(source, folder / "gen-protected.png")
         record = store.get(result.manifest_id)
         key = ApiKeys(store.engine).create("verify", "c2pa client")[1]

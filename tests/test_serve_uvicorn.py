@@ -15,7 +15,7 @@ import httpx
 import pytest
 from serve_support import FORMATS, GUARD, encoded, guard_env, picture, running_server, strip
 
-from guard.protect import Protector, default_scheme
+from guard.protect import Protector
 from guard.provenance.credentials.keys import SigningIdentity
 from guard.provenance.credentials.store import ManifestStore
 from guard.serve.keys import ApiKeys
@@ -27,7 +27,7 @@ def server(home, tmp_path_factory):
     store_url = f"sqlite:///{folder / 'store.db'}"
     protected = []
     with ManifestStore.open(store_url) as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store)
         for index, (name, side) in enumerate((("astronaut", 512), ("chelsea", 256), ("coffee", 256))):
             source = folder / f"{name}.png"
             picture(name, side).save(source)

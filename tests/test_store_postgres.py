@@ -6,16 +6,12 @@ Runs only where PostgreSQL's server binaries and psycopg are installed (CI insta
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from PIL import Image
 
 from guard.errors import GuardError
 from guard.provenance.credentials.fingerprint import fingerprints
 from guard.provenance.credentials.store import ManifestRecord, ManifestStore
-
-FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
 
 
 def _record(image: Image.Image, n: int, payload: bytes) -> ManifestRecord:
@@ -29,9 +25,9 @@ def _record(image: Image.Image, n: int, payload: bytes) -> ManifestRecord:
     )
 
 
-def test_postgres_store_round_trip_and_lookups(pg_url):
-    photo = Image.open(FORMATS / "P1000827.jpg").convert("RGB")
-    other = Image.open(FORMATS / "mars.webp").convert("RGB")
+def test_postgres_store_round_trip_and_lookups(formats_dir, pg_url):
+    photo = Image.open(formats_dir / "P1000827.jpg").convert("RGB")
+    other = Image.open(formats_dir / "mars.webp").convert("RGB")
     with ManifestStore.open(pg_url) as store:
         store.add(_record(photo, 1, bytes.fromhex("ffffffffffff")))
         store.add(_record(other, 2, bytes.fromhex("000000000001")))

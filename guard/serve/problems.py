@@ -2,7 +2,7 @@
 nothing about the internals.
 
 A route raises `Problem`; the handlers installed by `install` also turn FastAPI's validation errors, unknown
-routes and methods, and the user errors of the library (`guard.errors.USER_ERRORS`) into problem documents.
+routes and methods, and the user errors of the library (`guard.errors.user_errors()`) into problem documents.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from guard.errors import USER_ERRORS, ImageError, ImageTooLargeError, UnsupportedImageError
+from guard.errors import ImageError, ImageTooLargeError, UnsupportedImageError, user_errors
 
 PROBLEM_MIME = "application/problem+json"
 TYPE_BASE = "https://image-guard.dev/problems/"
@@ -134,7 +134,7 @@ def install(app: FastAPI, *, validation_400_tags: frozenset[str] = frozenset()) 
         kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         return problem_response(exc.status_code, kind, detail, request.url.path, dict(exc.headers or {}))
 
-    for error_type in USER_ERRORS:
+    for error_type in user_errors():
 
         @app.exception_handler(error_type)
         async def _user(request: Request, exc: Exception) -> JSONResponse:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from guard.serve.config import ServeSettings
 from guard.serve.keys import ApiKeys
 from guard.serve.metrics import Metrics, TimedDetector
 from guard.serve.soft_binding import SoftBindingIndex
-from guard.settings import RESOLVER_URL
 from policies import Decision, Policy, decide_prompt, load_policy
 
 log = logging.getLogger("guard.serve")
@@ -77,28 +75,19 @@ class Services:
     @classmethod
     def load(cls, settings: ServeSettings, metrics: Metrics) -> Services:
         """Open the store, load the policy, detectors, verifier, protector and (if configured) the model."""
-        from guard.protect import Protector, default_scheme
-        from guard.provenance.credentials.keys import SigningIdentity
+        from guard.protect import Protector
         from guard.scan import detectors_for
         from guard.verify import Verifier
-        from guard.verify.conformance import ConformingProducts
-        from guard.verify.resolver import SoftBindingResolver
-        from guard.verify.trust import VerifyTrust
 
         policy = load_policy(settings.policy)
         store = ManifestStore.open(settings.store_url)
         try:
             detectors = {name: TimedDetector(name, d, metrics) for name, d in detectors_for(policy).items()}
-            resolver_url = os.environ.get(RESOLVER_URL) or None
-            verifier = Verifier(
-                trust=VerifyTrust.default(),
-                store=store,
-                resolver=SoftBindingResolver(resolver_url) if resolver_url else None,
-                products=ConformingProducts.from_env(),
-            )
+            # exactly what `guard verify` and `guard protect` set up (trust lists, anchors, resolver, identity)
+            verifier = Verifier.from_env(store_url=store.engine.url.render_as_string(hide_password=False))
             protector, protector_error = None, None
             try:
-                protector = Protector(identity=SigningIdentity.load(), store=store, scheme=default_scheme())
+                protector = Protector.from_env(store=store)
             except ConfigError as exc:
                 protector_error = str(exc)
                 log.warning("POST /v1/images/protect is unavailable: %s", protector_error)
@@ -156,4 +145,5 @@ class Services:
         return None
 
     def close(self) -> None:
+        self.verifier.close()
         self.store.close()

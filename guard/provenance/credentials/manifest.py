@@ -18,10 +18,16 @@ from typing import Any
 
 from guard import __version__
 from guard.errors import GuardError
+from guard.provenance.credentials.source_types import DigitalSourceType
 
-IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-SOURCE_TYPES = ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "edit")
-"""`edit` means an existing image this system did not generate: no digital source type is claimed."""
+EDIT = "edit"
+"""An existing image this system did not generate: no digital source type is claimed."""
+SOURCE_TYPES: tuple[str, ...] = (
+    DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA,
+    DigitalSourceType.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    EDIT,
+)
+"""What `protect` may claim: made by a model, composited with one (image-to-image), or an edit."""
 
 TRAINING_MINING_USES = ("allowed", "notAllowed", "constrained")
 TRAINING_MINING_ENTRIES = ("c2pa.ai_generative_training", "c2pa.ai_inference", "c2pa.ai_training", "c2pa.data_mining")
@@ -37,7 +43,7 @@ def digital_source_type(source_type: str) -> str | None:
     """The IPTC URI for a source type name, or None for `edit`."""
     if source_type not in SOURCE_TYPES:
         raise GuardError(f"Unknown source type {source_type!r}; use one of {', '.join(SOURCE_TYPES)}.")
-    return None if source_type == "edit" else IPTC + source_type
+    return None if source_type == EDIT else DigitalSourceType(source_type).uri
 
 
 def soft_binding_alg(scheme: str) -> str:
@@ -49,8 +55,8 @@ def build_manifest(
     *,
     title: str,
     source_type: str,
-    watermark_scheme: str,
-    payload: bytes,
+    watermark_scheme: str | None,
+    payload: bytes | None,
     generator: dict[str, Any] | None = None,
     prompt: str | None = None,
     include_prompt: bool = False,
@@ -65,6 +71,8 @@ def build_manifest(
     already existed, with its own manifest or as a photo), so the first action is `c2pa.opened` of it and
     no digital source type is claimed here. `input_ingredient`: the caller adds an
     `inputTo` ingredient (an image-to-image init image). `training_mining=None` writes no such assertion.
+    `watermark_scheme=None`: the image carries no watermark (too small for one), so the manifest claims no
+    soft binding.
     """
     dst = digital_source_type(source_type)
     generator = dict(generator or {})
@@ -77,24 +85,25 @@ def build_manifest(
         if dst is None:
             raise GuardError("An image without a parent cannot be protected as an edit: give its source file.")
         actions.append({"action": "c2pa.created", "digitalSourceType": dst, **agent})
-    actions.append(
-        {
-            "action": "c2pa.watermarked.bound",
-            "softwareAgent": dict(CLAIM_GENERATOR),
-            "parameters": {"description": f"invisible watermark {watermark_scheme}, payload {payload.hex()}"},
-        }
-    )
-    assertions: list[dict[str, Any]] = [
-        {"label": "c2pa.actions.v2", "data": {"actions": actions}},
-        {
-            "label": "c2pa.soft-binding",
-            "data": {
-                "alg": soft_binding_alg(watermark_scheme),
-                "name": "invisible watermark carrying the manifest's store key",
-                "blocks": [{"scope": {}, "value": payload.hex()}],
-            },
-        },
-    ]
+    assertions: list[dict[str, Any]] = [{"label": "c2pa.actions.v2", "data": {"actions": actions}}]
+    if watermark_scheme is not None:
+        actions.append(
+            {
+                "action": "c2pa.watermarked.bound",
+                "softwareAgent": dict(CLAIM_GENERATOR),
+                "parameters": {"description": f"invisible watermark {watermark_scheme}, payload {payload.hex()}"},
+            }
+        )
+        assertions.append(
+            {
+                "label": "c2pa.soft-binding",
+                "data": {
+                    "alg": soft_binding_alg(watermark_scheme),
+                    "name": "invisible watermark carrying the manifest's store key",
+                    "blocks": [{"scope": {}, "value": payload.hex()}],
+                },
+            }
+        )
     generation = _generation(generator, prompt, include_prompt, input_ingredient)
     if generation:
         assertions.append({"label": GENERATION_LABEL, "data": generation})

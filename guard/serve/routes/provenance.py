@@ -10,8 +10,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from guard.cli.protect import SOURCE_TYPES
 from guard.images import load_image
-from guard.protect import OUTPUT_FORMATS
+from guard.protect import SIGNED_FORMATS
 from guard.serve.audit import AuditEntry, sha256_hex
 from guard.serve.auth import Principal, require
 from guard.serve.problems import Problem
@@ -21,13 +22,7 @@ from guard.serve.uploads import read_upload
 
 router = APIRouter(tags=["provenance"])
 
-SOURCE_TYPES = {
-    "generated": "trainedAlgorithmicMedia",
-    "composite": "compositeWithTrainedAlgorithmicMedia",
-    "edit": "edit",
-}
-"""The same names as `guard protect --source-type`."""
-OUTPUT_PATTERN = "^(" + "|".join(sorted(suffix.lstrip(".") for suffix in OUTPUT_FORMATS)) + ")$"
+OUTPUT_PATTERN = "^(" + "|".join(sorted(suffix.lstrip(".") for suffix in SIGNED_FORMATS)) + ")$"
 
 
 @router.post(
@@ -151,11 +146,9 @@ async def protect_image(
         "training_mining": None if training_mining == "none" else training_mining,
     }
     result, signed = await ctx.pool.run(_protect, ctx, upload.data, upload.name, output, options)
-    headers = {
-        "X-Manifest-Id": result.manifest_id,
-        "X-Watermark-Scheme": result.scheme,
-        "X-Watermark-Payload": result.payload.hex(),
-    }
+    headers = {"X-Manifest-Id": result.manifest_id}
+    if result.scheme is not None and result.payload is not None:
+        headers.update({"X-Watermark-Scheme": result.scheme, "X-Watermark-Payload": result.payload.hex()})
     if format == "json":
         document = {**result.to_dict(), "output": result.output.name, "image_base64": base64.b64encode(signed).decode()}
         return JSONResponse(document, headers=headers)
@@ -170,7 +163,7 @@ def _protect(ctx: Context, data: bytes, name: str, output: str | None, options: 
     stem, suffix = Path(name).stem or "upload", Path(name).suffix.lower()
     if output is not None:
         suffix = f".{output}"
-    elif suffix not in OUTPUT_FORMATS:
+    elif suffix not in SIGNED_FORMATS:
         suffix = ".png"
     with tempfile.TemporaryDirectory(prefix="guard-protect-") as folder:
         source = Path(folder) / "in" / name  # the name a parent ingredient is given
@@ -191,7 +184,7 @@ def _protect(ctx: Context, data: bytes, name: str, output: str | None, options: 
                 policy={},
                 request_id=ctx.request_id,
                 key_id=ctx.key_id,
-                detail={"manifest_id": result.manifest_id, "scheme": result.scheme, "payload": result.payload.hex()},
+                detail={"manifest_id": result.manifest_id, "watermark": result.to_dict()["watermark"]},
                 image=data if services.settings.audit_images else None,
             )
         ]
