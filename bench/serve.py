@@ -1,8 +1,8 @@
 """Benchmark: `guard serve` over HTTP vs the same library calls in process — requests/s, p50 and p99 for scan
 and verify, same images, same run.
 
-In process, `--concurrency` threads (and, as a second reference, one thread per CPU core: the service's own
-default, which avoids oversubscribing the interpreter) call what the routes call:
+In process, `--concurrency` threads (and, as a second reference, as many threads as the service's CPU pool
+has, `GUARD_SERVE_THREADS`' default) call what the routes call:
 `assess_images([load_image(data)], ...)` for a scan and `Verifier.verify_bytes(data, image=load_image(data))`
 for a verification, with the detectors and verifier the service loads. Over HTTP, a real `guard serve`
 (uvicorn, `--workers` processes, on loopback) gets the same uploads from `--concurrency` concurrent
@@ -43,7 +43,7 @@ from guard.protect import Protector  # noqa: E402
 from guard.provenance.credentials.keys import SigningIdentity, init_identity  # noqa: E402
 from guard.provenance.credentials.store import ManifestStore  # noqa: E402
 from guard.scan import assess_images  # noqa: E402
-from guard.serve.config import ServeSettings  # noqa: E402
+from guard.serve.config import ServeSettings, default_threads  # noqa: E402
 from guard.serve.keys import ApiKeys  # noqa: E402
 from guard.serve.metrics import Metrics  # noqa: E402
 from guard.serve.services import Services  # noqa: E402
@@ -158,15 +158,15 @@ def main() -> int:
             for kind in ("scan", "verify"):  # warm both sides once
                 in_process(services, kind, images[kind], 2 * args.concurrency, args.concurrency)
                 over_http(url, key, kind, images[kind], 2 * args.concurrency, args.concurrency)
-            cores = os.cpu_count() or 1
+            pool_threads = default_threads()
             for _ in range(args.rounds):
                 for kind in ("scan", "verify"):
                     results.setdefault((kind, f"{args.concurrency} threads"), []).append(
                         in_process(services, kind, images[kind], args.requests, args.concurrency)
                     )
-                    if cores != args.concurrency:
-                        results.setdefault((kind, f"{cores} threads"), []).append(
-                            in_process(services, kind, images[kind], args.requests, cores)
+                    if pool_threads != args.concurrency:
+                        results.setdefault((kind, f"{pool_threads} threads"), []).append(
+                            in_process(services, kind, images[kind], args.requests, pool_threads)
                         )
                     results.setdefault((kind, "HTTP"), []).append(
                         over_http(url, key, kind, images[kind], args.requests, args.concurrency)

@@ -63,7 +63,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
     SERVE_PORT: ("8000", "port `guard serve` listens on"),
     SERVE_WORKERS: ("1", "`guard serve` worker processes (each loads the models once)"),
     SERVE_MAX_UPLOAD_BYTES: ("26214400 (25 MiB)", "largest request body `guard serve` reads; larger ones get 413"),
-    SERVE_THREADS: ("the number of CPU cores", "threads per worker doing CPU work (scoring, verifying, signing)"),
+    SERVE_THREADS: (
+        "twice the CPU cores, at least 4",
+        "threads per worker doing CPU work (scoring, verifying, signing)",
+    ),
     SERVE_MAX_INFLIGHT: (
         "64",
         "requests per worker admitted to CPU work at once (running or waiting for a thread); more get 429",

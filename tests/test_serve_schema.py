@@ -4,6 +4,7 @@ and content type it answers is one the document declares. Examples per operation
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,7 +20,8 @@ from guard.serve import create_app
 from guard.serve.config import ServeSettings
 from guard.serve.keys import ApiKeys
 
-FOLDER = Path(tempfile.mkdtemp(prefix="guard-schema-"))
+FOLDER = Path(tempfile.gettempdir()) / f"guard-schema-{os.getpid()}"
+"""Created by the fixture (the store opens, and creates it, when the app's lifespan starts)."""
 APP = create_app(ServeSettings(store_url=f"sqlite:///{FOLDER / 'store.db'}", max_upload_bytes=2 * 1024 * 1024))
 schema = schemathesis.openapi.from_dict(APP.openapi())
 schema.app = APP  # requests go to the app in process; schemathesis runs its lifespan on the first one

@@ -29,6 +29,14 @@ PUBLIC_GROUPS = ("verify", "resolution", "metrics")
 DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 DEFAULT_MAX_INFLIGHT = 64
 DEFAULT_TIMEOUT = 60.0
+
+
+def default_threads() -> int:
+    """Two threads per CPU core, at least four: much of the work (ONNX inference, c2pa's native reader,
+    OpenCV, FFTs, the store) runs outside the interpreter lock, so a thread per core would leave cores idle."""
+    return max(4, 2 * (os.cpu_count() or 1))
+
+
 MAX_URL_LENGTH = 4096
 """Longest request target (path and query) accepted; longer ones get 414 (the resolution API's GET)."""
 
@@ -42,7 +50,7 @@ class ServeSettings:
     policy: str | None = None
     """Policy name or file; None: `GUARD_POLICY` or `default`."""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    threads: int = field(default_factory=default_threads)
     max_inflight: int = DEFAULT_MAX_INFLIGHT
     timeout: float = DEFAULT_TIMEOUT
     public: frozenset[str] = frozenset()
@@ -74,7 +82,7 @@ class ServeSettings:
         """Settings from the `GUARD_*` environment; keyword arguments win."""
         values = {
             "max_upload_bytes": env_int(SERVE_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES),
-            "threads": env_int(SERVE_THREADS, os.cpu_count() or 1),
+            "threads": env_int(SERVE_THREADS, default_threads()),
             "max_inflight": env_int(SERVE_MAX_INFLIGHT, DEFAULT_MAX_INFLIGHT),
             "timeout": float(env_int(SERVE_TIMEOUT, int(DEFAULT_TIMEOUT))),
             "public": parse_public(os.environ.get(SERVE_PUBLIC, "")),

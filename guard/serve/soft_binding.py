@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import string
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,8 @@ FINGERPRINT_ALG = "com.image-guard.fingerprint." + "+".join(KINDS)
 FINGERPRINT_BYTES = 8 * len(KINDS)
 MAX_RESULTS = 100
 """Most matches one query returns, whatever `maxResults` asks for."""
+SCHEMES_CACHE_SECONDS = 60.0
+"""How long the list of schemes the store holds is reused (asking is a scan of the manifests table)."""
 
 
 class BindingValueError(ValueError):
@@ -71,12 +75,21 @@ class SoftBindingIndex:
     def __init__(self, store: ManifestStore, max_distance: int = DEFAULT_MAX_DISTANCE) -> None:
         self.store = store
         self.max_distance = max_distance
+        self._schemes: tuple[float, list[str]] | None = None
+        self._lock = threading.Lock()
 
     def watermark_schemes(self) -> list[str]:
         """Schemes whose payloads the store can resolve: the one protect embeds and any the store holds."""
+        with self._lock:
+            cached = self._schemes
+        if cached is not None and time.monotonic() - cached[0] < SCHEMES_CACHE_SECONDS:
+            return cached[1]
         with self.store.engine.connect() as conn:
             held = {row[0] for row in conn.execute(sa.select(manifests.c.scheme).distinct())}
-        return sorted(({DEFAULT_SCHEME} | held) & set(SCHEMES))
+        schemes = sorted(({DEFAULT_SCHEME} | held) & set(SCHEMES))
+        with self._lock:
+            self._schemes = (time.monotonic(), schemes)
+        return schemes
 
     def supported(self) -> dict[str, list[dict[str, str]]]:
         return {

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from guard.serve.audit import parse_since
 from guard.serve.auth import Principal, require
@@ -29,7 +30,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     ctx = context(request)
     services = ctx.services
-    store_error = await ctx.pool.run(services.store_reachable)
+    store_error = await run_in_threadpool(services.store_reachable)  # not the CPU pool: a busy worker is ready
     checks = {
         "models": "loaded",
         "store": store_error or "reachable",

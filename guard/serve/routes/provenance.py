@@ -45,13 +45,10 @@ async def verify_image(
 ) -> Response:
     ctx = context(request)
     upload = await read_upload(request)
-    report = await ctx.pool.run(_verify, ctx, upload.data, upload.name)
+    report, html = await ctx.pool.run(_verify, ctx, upload.data, upload.name, format == "html")
     verdict = report.verdict
     ctx.services.metrics.verdicts.labels(verdict.origin, verdict.integrity).inc()
-    if format == "html":
-        from guard.verify.html import render_html
-
-        html = await ctx.pool.run(render_html, report)
+    if html is not None:
         return HTMLResponse(html, headers={"Content-Security-Policy": HTML_REPORT_CSP})
     document = report.to_dict()
     document["flagged"] = report.flagged
@@ -62,8 +59,14 @@ async def verify_image(
 HTML_REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
-def _verify(ctx: Context, data: bytes, name: str):
-    return ctx.services.verifier.verify_bytes(data, name=name, image=load_image(data, name=name))
+def _verify(ctx: Context, data: bytes, name: str, as_html: bool):
+    """The report, and its HTML page when asked for."""
+    report = ctx.services.verifier.verify_bytes(data, name=name, image=load_image(data, name=name))
+    if not as_html:
+        return report, None
+    from guard.verify.html import render_html
+
+    return report, render_html(report)
 
 
 def summary(document: dict[str, Any]) -> dict[str, Any]:
