@@ -465,3 +465,20 @@ def test_the_page_is_self_contained(served):
     assert "<script src" not in html and '<link rel="stylesheet"' not in html
     assert 'name="viewport"' in html
     assert json.loads(re.search(r'id="config">(.*?)</script>', html).group(1))["verify_public"] is False
+
+
+def test_without_a_signing_identity_protect_is_503_and_the_rest_works(served, tmp_path, monkeypatch):
+    monkeypatch.setenv("GUARD_HOME", str(tmp_path / "no-identity"))
+    app = create_app(ServeSettings(store_url=served.store_url, warm_up=False))
+    data = encoded(picture("rocket", 256))
+    with TestClient(app) as client:
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["checks"]["signing"].startswith("unavailable: No signing identity")
+        refused = client.post(
+            "/v1/images/protect", content=data, headers={"content-type": "image/jpeg", **auth(served.keys["admin"])}
+        )
+        assert "cannot sign" in assert_problem(refused, 503)["detail"]
+        scanned = client.post(
+            "/v1/images/scan", content=data, headers={"content-type": "image/jpeg", **auth(served.keys["admin"])}
+        )
+        assert scanned.status_code == 200

@@ -60,6 +60,13 @@ def test_endpoints_over_real_http(server):
             "/v1/images/scan", content=b"\0" * (26 * 1024 * 1024), headers={"content-type": "image/png"}
         )
         assert too_big.status_code == 413 and too_big.headers["content-type"] == "application/problem+json"
+
+        def chunks():  # no Content-Length: chunked transfer encoding, read only up to the limit
+            for _ in range(27):
+                yield b"\0" * (1024 * 1024)
+
+        streamed = client.post("/v1/images/scan", content=chunks(), headers={"content-type": "image/png"})
+        assert streamed.status_code == 413 and streamed.json()["status"] == 413
         metrics = client.get("/metrics").text  # both workers' counts (prometheus multiprocess mode)
         assert 'guard_http_requests_total{method="POST",route="/v1/images/scan",status="200"} 1.0' in metrics
         assert 'guard_http_requests_total{method="POST",route="/v1/images/protect",status="200"} 1.0' in metrics

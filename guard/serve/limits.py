@@ -74,13 +74,13 @@ class RequestLimits:
                     finished = declared - self.max_body <= DRAIN_BYTES and await _drain(receive, DRAIN_BYTES)
                     await _send_problem(send, 413, "body-too-large", self._too_large(), path, close=not finished)
                     return
-                body, disconnected = await self._read_body(receive)
+                body, ended = await self._read_body(receive)
                 if body is None:
                     too_large = True
-                    finished = await _drain(receive, DRAIN_BYTES)
+                    finished = ended or await _drain(receive, DRAIN_BYTES)
                     await _send_problem(send, 413, "body-too-large", self._too_large(), path, close=not finished)
                     return
-                if disconnected:  # nobody to answer
+                if not ended:  # the client went away: nobody to answer
                     return
                 await self.app(scope, _replay(body, receive), tracking_send)
         except TimeoutError:
@@ -98,20 +98,22 @@ class RequestLimits:
         return f"The request body is larger than {self.max_body} bytes (the limit is {SERVE_MAX_UPLOAD_BYTES})."
 
     async def _read_body(self, receive) -> tuple[bytes | None, bool]:
-        """The whole body (None when over the limit), and whether the client went away while sending it."""
+        """(the whole body, or None when it is over the limit; whether the client finished sending it — False
+        when it went away, or when more of an over-limit body is still coming)."""
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return b"".join(chunks), True
+                return b"".join(chunks), False
             chunk = message.get("body", b"")
             size += len(chunk)
+            more = message.get("more_body", False)
             if size > self.max_body:
-                return None, False
+                return None, not more
             chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks), False
+            if not more:
+                return b"".join(chunks), True
 
 
 async def _drain(receive, budget: int) -> bool:

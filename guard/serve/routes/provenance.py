@@ -10,9 +10,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from guard.cli.protect import SOURCE_TYPES
 from guard.images import load_image
 from guard.protect import SIGNED_FORMATS
+from guard.provenance.credentials.manifest import EDIT
+from guard.provenance.credentials.source_types import DigitalSourceType
 from guard.serve.audit import AuditEntry, sha256_hex
 from guard.serve.auth import Principal, require
 from guard.serve.problems import Problem
@@ -22,6 +23,12 @@ from guard.serve.uploads import read_upload
 
 router = APIRouter(tags=["provenance"])
 
+SOURCE_TYPES = {
+    "generated": DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA,
+    "composite": DigitalSourceType.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    "edit": EDIT,
+}
+"""`source_type` names, as `guard protect --source-type` has them."""
 OUTPUT_PATTERN = "^(" + "|".join(sorted(suffix.lstrip(".") for suffix in SIGNED_FORMATS)) + ")$"
 
 
