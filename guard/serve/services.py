@@ -8,6 +8,7 @@ These are the same library objects the CLI builds (`guard scan`, `guard verify`,
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
 import threading
@@ -47,9 +48,13 @@ class RulePromptChecker:
 
 
 def load_prompt_checker(policy: Policy) -> PromptChecker:
-    """The prompt checker the service uses: the policy's rules. (The semantic classifier of `guard check-prompt`
-    plugs in here, loaded once, when it exists.)"""
-    return RulePromptChecker(policy)
+    """The checker `guard check-prompt` uses: `guard.check_prompt.PromptChecker` (the policy's rules and, when
+    the policy uses it, the prompt classifier) where this installation has it, else the policy's rules alone."""
+    if importlib.util.find_spec("guard.check_prompt") is None:
+        return RulePromptChecker(policy)
+    from guard.check_prompt import PromptChecker as Checker
+
+    return Checker(policy)
 
 
 @dataclass
@@ -126,9 +131,11 @@ class Services:
         self.generator = Guard(self.policy, detectors=self.detectors, protector=self.protector)
 
     def warm_up(self) -> None:
-        """Load every model now (the detectors and watermark decoders load lazily) with one small image."""
+        """Load every model now (the prompt classifier, detectors and watermark decoders load lazily) with one
+        prompt and one small image."""
         from guard.scan import assess_images
 
+        self.prompts.check(["a lighthouse at dusk"])
         picture = Image.new("RGB", (256, 256), (128, 128, 128))
         assess_images([picture], self.policy, self.detectors)
         buffer = io.BytesIO()
