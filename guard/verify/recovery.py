@@ -160,6 +160,7 @@ def recover_remote(
                 continue
             matches = resolver.by_binding(soft_binding_alg(reading.scheme), reading.payload.hex())
             if matches:
+                reading.resolved = True  # the service knows this payload: the mark is real
                 return _fetch(resolver, matches[0], data, mime, context, products, {"scheme": reading.scheme}), None
         matches = resolver.by_content(data, mime or "application/octet-stream")
         if matches:
