@@ -182,7 +182,7 @@ def guarded_generate(
         else:
             record.output = result.output
         record.manifest_id = result.manifest_id
-        record.watermark = {"scheme": result.scheme, "payload": result.payload.hex()}
+        record.watermark = result.to_dict()["watermark"]
     return records
 
 

@@ -233,11 +233,7 @@ class Protector:
             record=record,
             scheme=scheme.name if scheme is not None else None,
             payload=payload if scheme is not None else None,
-            watermark_reason=(
-                f"{too_small}: signed without a watermark (the store can still find it by fingerprint)"
-                if too_small
-                else None
-            ),
+            watermark_reason=(f"{too_small}; the store can still find it by its fingerprint" if too_small else None),
         )
 
     def protect_file(

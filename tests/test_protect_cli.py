@@ -184,7 +184,7 @@ def test_cli_icon_below_the_watermark_floor_is_signed_without_a_watermark(format
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["watermark"] is None
-    assert "64x64" in document["watermark_reason"] and "without a watermark" in document["watermark_reason"]
+    assert "64x64 is below the guard watermark's 128x128 floor" in document["watermark_reason"]
     reading = read_manifest(out)
     assert reading.manifest_id == document["manifest_id"]
     assert reading.state == "Valid"
@@ -194,7 +194,7 @@ def test_cli_icon_below_the_watermark_floor_is_signed_without_a_watermark(format
     assert record is not None and record.scheme == "none"
 
     plain = CliRunner().invoke(cli, ["protect", str(icon), "-o", str(tmp_path / "plain.png")])
-    assert plain.exit_code == 0 and "no watermark (64x64 is below" in plain.stdout
+    assert plain.exit_code == 0 and "no watermark: 64x64 is below" in plain.stdout
 
     refused = CliRunner().invoke(
         cli, ["protect", str(icon), "-o", str(tmp_path / "refused.png"), "--require-watermark"]

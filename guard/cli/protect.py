@@ -143,7 +143,7 @@ def protect(
 
 def _line(result) -> str:
     if result.scheme is None:
-        mark = f"no watermark ({result.watermark_reason})"
+        mark = f"no watermark: {result.watermark_reason}"
     else:
         mark = f"watermark {result.scheme} {result.payload.hex()}"
     return f"{result.output}: signed {result.manifest_id}, {mark}" + (
