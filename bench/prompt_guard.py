@@ -13,7 +13,8 @@ tags, soups; the same for unsafe rows), it reports the share stopped (blocked, b
 
 Plus the rules tests' innocent words ("nude lipstick", Scunthorpe...), which must all stay allowed.
 
-Speed, same prompts, same machine, same run (every corpus prompt once):
+Speed, same prompts, same machine, same run (a fixed sample of 1,000 corpus prompts; the methods take
+turns in each of 5 rounds and each reports its median):
 
 * `guard check-prompt --json -` in a fresh process, prompts on stdin: both layers, start-up included;
 * in-process: rules alone, classifier alone (`PromptClassifier.analyze`, batches of 64), both
@@ -23,7 +24,7 @@ Speed, same prompts, same machine, same run (every corpus prompt once):
 * cold start: `guard check-prompt TEXT` in a fresh process with the encoder cache built (median of 5), and
   the one-time cache build in an empty cache folder.
 
-Run: `python bench/prompt_guard.py [--runs 3]`. Writes `bench/out/prompt_guard.json`. The machine is shared
+Run: `python bench/prompt_guard.py [--runs 5] [--speed-prompts 1000]`. Writes `bench/out/prompt_guard.json`. The machine is shared
 and noisy: speeds are medians of `--runs` passes; compare ratios within one run.
 """
 
@@ -40,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -63,13 +65,20 @@ INNOCENTS = [
     "pirate booty treasure chest for a kids' birthday party", "Al Gore planting a tree, children's book illustration",
 ]  # fmt: skip
 GUARD = [sys.executable, "-c", "from guard.cli import main; main()"]
+REFERENCE = "reference: PyTorch MiniLM pass (sentence-transformers encode)"
 
 
-def noisy_variant(text: str, rng: random.Random, filler: Sequence[str]) -> str:
-    """One noisy variant: style tags or not, then one to three other transformations."""
-    if rng.random() < 0.5:
-        text = augment.style_tags(text, rng, filler)
-    return augment.noisy(text, rng, filler)
+def noisy_variant(text: str, rng: random.Random, filler: Sequence[str], policy: Any) -> str:
+    """One noisy variant: style tags or not, then one to three other transformations. Junk that happens to
+    spell a blocked word ("kkk", "xxxx") is not harmless junk: such a variant is drawn again, so that the
+    rules judge the variant as they judge the prompt."""
+    flagged = decide_prompt(policy, text).decision != "allow"
+    for _ in range(20):
+        variant = augment.style_tags(text, rng, filler) if rng.random() < 0.5 else text
+        variant = augment.noisy(variant, rng, filler)
+        if (decide_prompt(policy, variant).decision != "allow") == flagged:
+            break
+    return variant
 
 
 def mewtant_stops(nlp, texts: Sequence[str]) -> list[bool]:
@@ -91,9 +100,11 @@ def held_out_accuracy(classifier: PromptClassifier, rows: list[Row], nlps: dict,
         groups: dict[str, list[str]] = {
             "unsafe strong": [r.prompt for r in mine if r.unsafe and r.strong],
             "unsafe weak": [r.prompt for r in mine if r.unsafe and not r.strong],
-            "unsafe + noise": [noisy_variant(r.prompt, rng, filler) for r in mine if r.unsafe],
+            "unsafe + noise": [noisy_variant(r.prompt, rng, filler, policy) for r in mine if r.unsafe],
             "benign": [r.prompt for r in mine if not r.unsafe],
-            "benign + noise": [noisy_variant(r.prompt, rng, filler) for r in mine if not r.unsafe for _ in range(2)],
+            "benign + noise": [
+                noisy_variant(r.prompt, rng, filler, policy) for r in mine if not r.unsafe for _ in range(2)
+            ],
         }
         results[source] = {}
         for group, texts in groups.items():
@@ -117,15 +128,6 @@ def held_out_accuracy(classifier: PromptClassifier, rows: list[Row], nlps: dict,
 
 def _share(flags: Sequence[bool]) -> float:
     return round(sum(flags) / len(flags), 4) if flags else 0.0
-
-
-def timed(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def batched(fn: Callable[[list[str]], object], texts: Sequence[str]) -> Callable[[], None]:
@@ -157,45 +159,56 @@ def cold_start(env: dict, runs: int = 5) -> float:
 
 
 def speed(texts: list[str], classifier: PromptClassifier, nlps: dict, runs: int, log: Callable) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    policy = load_policy("default")
-    checker = PromptChecker(policy, classifier=classifier)
-    rows: dict[str, float] = {}
-    rows["guard check-prompt - (both layers, new process)"] = statistics.median(
-        cli_stdin(texts, env) for _ in range(runs)
-    )
-    rows["rules alone (decide_prompt)"] = timed(lambda: [decide_prompt(policy, t) for t in texts], runs)
-    rows["classifier alone (PromptClassifier.analyze)"] = timed(batched(classifier.analyze, texts), runs)
-    rows["both layers (PromptChecker.check)"] = timed(batched(checker.check, texts), runs)
-    for name, nlp in nlps.items():
-        rows[name] = timed(lambda nlp=nlp: mewtant_stops(nlp, texts), runs)
+    """Seconds per method over `texts`: the methods take turns within each round (so a burst of load from
+    other jobs hits them alike), and each method's median over the rounds is reported."""
     from sentence_transformers import SentenceTransformer
 
     from detectors.text_encoder import bundled_model_dir
 
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    policy = load_policy("default")
+    checker = PromptChecker(policy, classifier=classifier)
     reference = SentenceTransformer(str(bundled_model_dir()), device="cpu")
     reference.encode(texts[:BATCH], batch_size=BATCH)
-    rows["reference: PyTorch MiniLM pass (sentence-transformers encode)"] = timed(
-        lambda: reference.encode(texts, batch_size=BATCH), runs
-    )
-    for name, seconds in rows.items():
-        log(f"{name}: {seconds:.2f} s")
+    methods: dict[str, Callable[[], object]] = {
+        "guard check-prompt - (both layers, new process)": lambda: cli_stdin(texts, env),
+        "both layers in process (PromptChecker.check)": batched(checker.check, texts),
+        "classifier alone (PromptClassifier.analyze)": batched(classifier.analyze, texts),
+        "rules alone (decide_prompt)": lambda: [decide_prompt(policy, t) for t in texts],
+        **{name: (lambda nlp=nlp: mewtant_stops(nlp, texts)) for name, nlp in nlps.items()},
+        REFERENCE: lambda: reference.encode(texts, batch_size=BATCH),
+    }
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for round_ in range(runs):
+        for name, method in methods.items():
+            start = time.perf_counter()
+            method()
+            times[name].append(time.perf_counter() - start)
+        log(f"round {round_ + 1}: " + ", ".join(f"{n.split(' (')[0]} {t[-1]:.1f} s" for n, t in times.items()))
     with tempfile.TemporaryDirectory() as empty:
         start = time.perf_counter()
         subprocess.run(
             [*GUARD, "check-prompt", "a lighthouse"], capture_output=True, check=True, env={**env, MODEL_CACHE: empty}
         )
         first = time.perf_counter() - start
+    import torch
+
     return {
         "prompts": len(texts),
-        "seconds": {k: round(v, 3) for k, v in rows.items()},
+        "seconds": {name: round(statistics.median(t), 3) for name, t in times.items()},
         "cold_start_s": round(cold_start(env), 3),
         "first_use_with_cache_build_s": round(first, 3),
-        "torch_threads": __import__("torch").get_num_threads(),
+        "torch_threads": torch.get_num_threads(),
     }
 
 
 def print_tables(report: dict) -> None:
+    if "accuracy" in report:
+        print_accuracy(report)
+    print_speed(report)
+
+
+def print_accuracy(report: dict) -> None:
     methods = ["rules", "classifier", "both", "mewtant-bow", "mewtant-char-embed"]
     print("\nHeld-out sources: share of prompts stopped (each source scored by the head trained without it)\n")
     print("| source | prompts | n | " + " | ".join(methods) + " |")
@@ -206,8 +219,11 @@ def print_tables(report: dict) -> None:
             print(f"| {source} | {group} | {row['n']} | {cells} |")
     inn = report["innocents"]
     print(f"\nInnocent-word controls stopped: {inn['stopped']}/{inn['n']}")
+
+
+def print_speed(report: dict) -> None:
     sp = report["speed"]
-    reference = sp["seconds"]["reference: PyTorch MiniLM pass (sentence-transformers encode)"]
+    reference = sp["seconds"][REFERENCE]
     print(f"\nSpeed over {sp['prompts']} corpus prompts (median of runs; machine shared, noisy)\n")
     print("| method | s | prompts/s | ms/prompt | vs PyTorch MiniLM pass |")
     print("|---|---:|---:|---:|---:|")
@@ -222,7 +238,8 @@ def print_tables(report: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5, help="speed rounds (methods take turns in each)")
+    parser.add_argument("--speed-prompts", type=int, default=1000, help="corpus prompts timed (a fixed sample)")
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -245,11 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["accuracy"] = held_out_accuracy(classifier, rows, nlps, log)
     innocent = PromptChecker("default", classifier=classifier).check(INNOCENTS)
     report["innocents"] = {"n": len(INNOCENTS), "stopped": sum(d.decision != "allow" for d in innocent)}
-    report["speed"] = speed([r.prompt for r in rows], classifier, nlps, args.runs, log)
+    sample = [r.prompt for r in random.Random(SEED).sample(rows, min(args.speed_prompts, len(rows)))]
+    report["speed"] = speed(sample, classifier, nlps, args.runs, log)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "prompt_guard.json").write_text(json.dumps(report, indent=1))
-    if "accuracy" in report:
-        print_tables(report)
+    print_tables(report)
     return 0
 
 
