@@ -65,18 +65,18 @@ def test_bundled_lists_are_the_official_copies_with_licence_source_and_date():
 
 def test_default_trust_is_both_lists_plus_anchors_and_the_switches(monkeypatch, tmp_path, vendor):
     ca, _ = vendor
-    default = VerifyTrust.default(include_local=False)
+    default = VerifyTrust.from_env(include_local=False)
     assert [t.kind for t in default.lists] == ["c2pa", "tsa"]
     anchors = default.settings()["trust"]["trust_anchors"]
     assert bundled("c2pa").pem in anchors and bundled("tsa").pem in anchors
-    assert VerifyTrust.default(include_local=False, default_lists=False).lists == ()
-    assert "trust" not in VerifyTrust.default(include_local=False, default_lists=False).settings()
+    assert VerifyTrust.from_env(include_local=False, default_lists=False).lists == ()
+    assert "trust" not in VerifyTrust.from_env(include_local=False, default_lists=False).settings()
     monkeypatch.setenv("GUARD_TRUST_LIST", str(ca))
-    replaced = VerifyTrust.default(include_local=False)
+    replaced = VerifyTrust.from_env(include_local=False)
     assert [t.kind for t in replaced.lists] == ["tsa"]
     assert replaced.settings()["trust"]["trust_anchors"].startswith(ca.read_text())
     monkeypatch.delenv("GUARD_TRUST_LIST")
-    added = VerifyTrust.default(anchors=(str(ca),), include_local=False)
+    added = VerifyTrust.from_env(anchors=(str(ca),), include_local=False)
     assert [t.kind for t in added.lists] == ["c2pa", "tsa"] and added.settings()["trust"]["user_anchors"]
 
 

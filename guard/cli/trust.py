@@ -23,7 +23,7 @@ def show(as_json: bool) -> None:
     the environment adds (GUARD_TRUST_LIST replaces the C2PA list, GUARD_TRUST_ANCHORS adds anchors)."""
     from guard.verify.trust import VerifyTrust
 
-    described = VerifyTrust.default().describe()
+    described = VerifyTrust.from_env().describe()
     document = {
         "lists": described["lists"],
         "trust_list": described["trust_list"],

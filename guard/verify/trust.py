@@ -43,7 +43,7 @@ class VerifyTrust:
     `trust_config`: a file of allowed extended-key-usage OIDs (c2patool's `--trust_config`); `fetch_remote` lets
     c2pa download a manifest that lives at a URL (off by default: verification stays offline).
 
-    `VerifyTrust()` trusts nothing; `VerifyTrust.default()` is what `guard verify` uses."""
+    `VerifyTrust()` trusts nothing; `VerifyTrust.from_env()` is what `guard verify` uses."""
 
     trust: TrustConfig = field(default_factory=TrustConfig)
     trust_config: str | Path | None = None
@@ -55,7 +55,7 @@ class VerifyTrust:
     """c2pa contexts (all sources, each source alone) and each source's CA names, made on first use."""
 
     @classmethod
-    def default(
+    def from_env(
         cls,
         *,
         anchors: tuple[str | Path, ...] = (),

@@ -58,7 +58,7 @@ VERIFY_SUFFIXES = frozenset(IMAGE_SUFFIXES | CREDENTIALS_ONLY_MIME.keys())
 class Verifier:
     """Shared set-up for verifying many files."""
 
-    trust: VerifyTrust = field(default_factory=VerifyTrust.default)
+    trust: VerifyTrust = field(default_factory=VerifyTrust.from_env)
     store: ManifestStore | None = None
     resolver: SoftBindingResolver | None = None
     products: ConformingProducts | None = None
@@ -101,7 +101,7 @@ class Verifier:
         GUARD_STORE_URL, else the SQLite store in GUARD_HOME when it exists (verifying never creates one;
         `use_store=False`: none); the resolution service at `resolver_url`, else GUARD_RESOLVER_URL.
         A store opened here is closed by `close()` (or at the end of a `with` block)."""
-        trust = VerifyTrust.default(
+        trust = VerifyTrust.from_env(
             anchors=tuple(trust_anchors),
             allowed=tuple(allowed_list),
             trust_config=trust_config,
@@ -284,6 +284,6 @@ def verify_file(
     elif products is None:
         products = ConformingProducts.from_env()
     verifier = Verifier(
-        trust=trust or VerifyTrust.default(), store=store, resolver=resolver, products=products, classifier=classifier
+        trust=trust or VerifyTrust.from_env(), store=store, resolver=resolver, products=products, classifier=classifier
     )
     return verifier.verify_file(path)
