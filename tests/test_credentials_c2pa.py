@@ -18,7 +18,8 @@ from guard.provenance.credentials.c2pa import (
     sign_asset,
 )
 from guard.provenance.credentials.keys import SigningIdentity
-from guard.provenance.credentials.manifest import IPTC, build_manifest, prompt_sha256
+from guard.provenance.credentials.manifest import build_manifest, prompt_sha256
+from guard.provenance.credentials.source_types import DigitalSourceType
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 C2PA_FIXTURES = SHARED / "fixtures" / "c2pa"
@@ -76,7 +77,7 @@ def test_signed_jpeg_reads_back_valid_and_trusted_with_our_ca(signer, identity, 
     trusted = read_manifest(signed, trust=anchored)
     assert trusted.state == "Trusted"
     assert trusted.failure_codes == []
-    assert trusted.digital_source_types == [IPTC + "trainedAlgorithmicMedia"]
+    assert trusted.digital_source_types == [DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA.uri]
 
 
 def test_manifest_says_who_what_and_under_which_policy(signer, identity, anchored):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from guard.errors import GuardError
-from guard.provenance.credentials.manifest import IPTC, build_manifest, prompt_sha256
+from guard.provenance.credentials.manifest import build_manifest, prompt_sha256
+from guard.provenance.credentials.source_types import DigitalSourceType
 
 PAYLOAD = bytes.fromhex("00112233aabb")
 
@@ -24,7 +25,7 @@ def test_generated_image_defaults():
     assert definition["claim_generator_info"][0]["name"] == "image-guard"
     assert _labels(definition) == ["c2pa.actions.v2", "c2pa.soft-binding", "c2pa.training-mining"]
     created, marked = definition["assertions"][0]["data"]["actions"]
-    assert created == {"action": "c2pa.created", "digitalSourceType": IPTC + "trainedAlgorithmicMedia"}
+    assert created == {"action": "c2pa.created", "digitalSourceType": DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA.uri}
     assert marked["action"] == "c2pa.watermarked.bound"
     assert "00112233aabb" in marked["parameters"]["description"]
 

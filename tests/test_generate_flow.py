@@ -25,7 +25,8 @@ from guard.generate import Guard, guard_pipeline
 from guard.protect import Protector, default_scheme
 from guard.provenance.credentials.c2pa import TrustConfig, read_manifest
 from guard.provenance.credentials.keys import SigningIdentity
-from guard.provenance.credentials.manifest import GENERATION_LABEL, IPTC, POLICY_LABEL, prompt_sha256
+from guard.provenance.credentials.manifest import GENERATION_LABEL, POLICY_LABEL, prompt_sha256
+from guard.provenance.credentials.source_types import DigitalSourceType
 from guard.provenance.credentials.store import ManifestStore
 from guard.redact import blur
 from guard.verify import verify_file
@@ -142,7 +143,7 @@ def test_allowed_prompt_is_delivered_watermarked_with_valid_ai_credentials(
         reading = read_manifest(data, trust=_trust(home))
         assert reading.state == "Trusted"
         assert reading.manifest_id == record.manifest_id
-        assert reading.digital_source_types == [IPTC + "trainedAlgorithmicMedia"]
+        assert reading.digital_source_types == [DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA.uri]
         generation = reading.assertion(GENERATION_LABEL)
         assert generation["seed"] == record.seed
         assert generation["steps"] == STEPS
@@ -248,7 +249,7 @@ def test_image_to_image_records_the_init_image_as_ingredient(pipe, protector, ho
     assert record.generation["strength"] == 0.5
     reading = read_manifest(record.output, trust=_trust(home))
     assert reading.state == "Trusted"
-    assert reading.digital_source_types == [IPTC + "compositeWithTrainedAlgorithmicMedia"]
+    assert reading.digital_source_types == [DigitalSourceType.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA.uri]
     (ingredient,) = reading.ingredients
     assert ingredient["relationship"] == "inputTo"
     assert ingredient["title"] == "init.jpg"
@@ -336,7 +337,7 @@ def test_cli_generates_verifiable_images_and_json_lines(tiny_model, cli_env, tmp
         assert report["verdict"]["integrity"] == "intact"
         assert report["c2pa"]["state"] == "Trusted"
         assert report["c2pa"]["manifest_id"] == line["manifest_id"]
-        assert report["c2pa"]["digital_source_type"] == IPTC + "trainedAlgorithmicMedia"
+        assert report["c2pa"]["digital_source_type"] == DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA.uri
         ours = next(w for w in report["watermarks"] if w["scheme"] == line["watermark"]["scheme"])
         assert ours["detected"] and ours["payload"] == line["watermark"]["payload"]
         generation = read_manifest(output).assertion(GENERATION_LABEL)

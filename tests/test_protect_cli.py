@@ -81,7 +81,7 @@ def test_cli_output_is_trusted_ai_made_and_found_after_metadata_stripping(cli_ho
     from PIL import Image
 
     from guard.provenance.credentials.c2pa import TrustConfig
-    from guard.provenance.credentials.manifest import IPTC
+    from guard.provenance.credentials.source_types import DigitalSourceType
     from guard.provenance.credentials.store import ManifestStore
 
     out = tmp_path / "out.png"
@@ -90,7 +90,7 @@ def test_cli_output_is_trusted_ai_made_and_found_after_metadata_stripping(cli_ho
     document = json.loads(result.stdout)
     reading = read_manifest(out, trust=TrustConfig(anchors=(cli_home / "keys" / "ca.pem",)))
     assert reading.state == "Trusted"
-    assert reading.digital_source_types == [IPTC + "trainedAlgorithmicMedia"]
+    assert reading.digital_source_types == [DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA.uri]
     stripped = tmp_path / "stripped.jpg"
     Image.open(out).convert("RGB").save(stripped, "JPEG", quality=85)
     assert read_manifest(stripped).present is False

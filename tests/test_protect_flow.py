@@ -14,7 +14,7 @@ from guard.errors import GuardError
 from guard.protect import Protector, default_scheme, protect_image
 from guard.provenance.credentials.c2pa import read_manifest
 from guard.provenance.credentials.keys import SigningIdentity
-from guard.provenance.credentials.manifest import IPTC
+from guard.provenance.credentials.source_types import DigitalSourceType
 from guard.provenance.credentials.store import ManifestStore
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -48,7 +48,7 @@ def test_protected_image_is_trusted_ai_made_watermarked_and_recorded(protector, 
     reading = read_manifest(data, trust=trust)
     assert reading.state == "Trusted"
     assert reading.manifest_id == result.manifest_id
-    assert reading.digital_source_types == [IPTC + "trainedAlgorithmicMedia"]
+    assert reading.digital_source_types == [DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA.uri]
     assert reading.assertion("c2pa.soft-binding")["blocks"][0]["value"] == result.payload.hex()
     assert read_manifest(data).state == "Valid"
     decoded = protector.scheme.decode(Image.open(io.BytesIO(data)).convert("RGB"))
@@ -108,7 +108,7 @@ def test_image_to_image_records_the_init_image_as_input(protector, generated, tr
     )
     reading = read_manifest(result.output, trust=trust)
     assert reading.state == "Trusted"
-    assert reading.digital_source_types == [IPTC + "compositeWithTrainedAlgorithmicMedia"]
+    assert reading.digital_source_types == [DigitalSourceType.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA.uri]
     assert reading.ingredients[0]["relationship"] == "inputTo"
 
 

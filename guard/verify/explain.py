@@ -6,7 +6,8 @@ c2pa's own explanation, so a new code never disappears from the report.
 
 from __future__ import annotations
 
-IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+from guard.provenance.credentials.source_types import DigitalSourceType as DST
+from guard.provenance.credentials.source_types import short_name
 
 FAILURE_EXPLANATIONS: dict[str, str] = {
     "claimSignature.mismatch": "the signature does not match the claim: the manifest was altered after signing",
@@ -73,45 +74,37 @@ HARD_BINDING_CODES = frozenset(
 """Failures that say the file's content is not the content that was signed (expected for a recovered manifest
 checked against a re-encoded copy)."""
 
-SOURCE_TYPE_LABELS: dict[str, str] = {
-    "trainedAlgorithmicMedia": "AI-generated (trained algorithmic media)",
-    "compositeWithTrainedAlgorithmicMedia": "AI-composited (composite with trained algorithmic media)",
-    "algorithmicallyEnhanced": "algorithmically enhanced",
-    "compositeSynthetic": "composite of synthetic elements",
-    "algorithmicMedia": "pure algorithmic media (made by an algorithm, not a trained model)",
-    "digitalCapture": "captured by a camera or sensor",
-    "computationalCapture": "captured with computational photography",
-    "compositeCapture": "composite of captures (e.g. a panorama)",
-    "negativeFilm": "scanned from a film negative",
-    "positiveFilm": "scanned from film",
-    "print": "scanned from a print",
-    "humanEdits": "edited by a person",
-    "digitalArt": "digital art made by a person",
-    "digitalCreation": "digital creation without generative AI",
-    "composite": "a composite of elements",
-    "screenCapture": "a screen capture",
-    "virtualRecording": "a recording of a virtual event",
-    "dataDrivenMedia": "data-driven media",
-    "minorHumanEdits": "minor human edits",
-    "softwareImage": "made with software",
-    "trainedAlgorithmicData": "data produced by a trained model",
-    "empty": "a blank canvas",
+SOURCE_TYPE_LABELS: dict[DST, str] = {
+    DST.TRAINED_ALGORITHMIC_MEDIA: "AI-generated (trained algorithmic media)",
+    DST.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA: "AI-composited (composite with trained algorithmic media)",
+    DST.ALGORITHMICALLY_ENHANCED: "algorithmically enhanced",
+    DST.COMPOSITE_SYNTHETIC: "composite of synthetic elements",
+    DST.ALGORITHMIC_MEDIA: "pure algorithmic media (made by an algorithm, not a trained model)",
+    DST.DIGITAL_CAPTURE: "captured by a camera or sensor",
+    DST.COMPUTATIONAL_CAPTURE: "captured with computational photography",
+    DST.COMPOSITE_CAPTURE: "composite of captures (e.g. a panorama)",
+    DST.NEGATIVE_FILM: "scanned from a film negative",
+    DST.POSITIVE_FILM: "scanned from film",
+    DST.PRINT: "scanned from a print",
+    DST.HUMAN_EDITS: "edited by a person",
+    DST.DIGITAL_ART: "digital art made by a person",
+    DST.DIGITAL_CREATION: "digital creation without generative AI",
+    DST.COMPOSITE: "a composite of elements",
+    DST.SCREEN_CAPTURE: "a screen capture",
+    DST.VIRTUAL_RECORDING: "a recording of a virtual event",
+    DST.DATA_DRIVEN_MEDIA: "data-driven media",
+    DST.MINOR_HUMAN_EDITS: "minor human edits",
+    DST.SOFTWARE_IMAGE: "made with software",
+    DST.TRAINED_ALGORITHMIC_DATA: "data produced by a trained model",
+    DST.EMPTY: "a blank canvas",
 }
-"""Last segment of an IPTC / C2PA digital source type URI -> plain words."""
-
-
-def source_type_name(uri: str | None) -> str | None:
-    """The short name of a digital source type URI (`.../trainedAlgorithmicMedia` -> `trainedAlgorithmicMedia`)."""
-    if not uri:
-        return None
-    return uri.strip().rstrip("/").rsplit("/", 1)[-1]
+"""Each digital source type in plain words."""
 
 
 def source_type_label(uri: str | None) -> str | None:
-    name = source_type_name(uri)
-    if name is None:
-        return None
-    return SOURCE_TYPE_LABELS.get(name, name)
+    """Plain words for a source type URI; its short name when the type is not one we know."""
+    known = DST.from_uri(uri)
+    return SOURCE_TYPE_LABELS[known] if known in SOURCE_TYPE_LABELS else short_name(uri)
 
 
 def explain_failure(code: str, c2pa_explanation: str | None = None) -> str:

@@ -17,14 +17,12 @@ from typing import Any
 
 from PIL import ExifTags, Image, IptcImagePlugin
 
-from guard.verify.explain import source_type_label, source_type_name
+from guard.provenance.credentials.source_types import AI_EDITED, CAPTURED, GENERATIVE_AI, DigitalSourceType
+from guard.verify.explain import source_type_label
 
 TEXT_LIMIT = 2000
 """Characters of each text chunk kept in the report (workflows can be megabytes)."""
 
-GENAI_SOURCE_TYPES = frozenset({"trainedAlgorithmicMedia", "compositeSynthetic", "trainedAlgorithmicData"})
-AI_EDIT_SOURCE_TYPES = frozenset({"compositeWithTrainedAlgorithmicMedia", "algorithmicallyEnhanced"})
-CAPTURE_SOURCE_TYPES = frozenset({"digitalCapture", "computationalCapture", "compositeCapture"})
 
 TEXT_CHUNK_TOOLS: dict[str, str] = {
     "parameters": "AUTOMATIC1111 / Forge (Stable Diffusion web UI)",
@@ -189,12 +187,12 @@ def _text_hints(text: dict[str, str], exif: dict[str, str]) -> list[MetadataHint
 
 def _xmp_hints(xmp: dict[str, str]) -> list[MetadataHint]:
     uri = xmp.get("digital_source_type")
-    name = source_type_name(uri)
-    if name in GENAI_SOURCE_TYPES:
+    name = DigitalSourceType.from_uri(uri)
+    if name in GENERATIVE_AI:
         origin = "ai-generated"
-    elif name in AI_EDIT_SOURCE_TYPES:
+    elif name in AI_EDITED:
         origin = "ai-edited"
-    elif name in CAPTURE_SOURCE_TYPES:
+    elif name in CAPTURED:
         origin = "captured (claimed)"
     else:
         return []

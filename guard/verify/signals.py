@@ -14,19 +14,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from guard.verify.explain import IPTC
-
-C2PA_DST = "http://c2pa.org/digitalsourcetype/"
+from guard.provenance.credentials.source_types import DigitalSourceType as DST
 
 INCEPTION_SIGNALS: dict[str, tuple[str, ...]] = {
-    "blankCanvas": (C2PA_DST + "empty",),
-    "capturedMedia": (IPTC + "digitalCapture", IPTC + "computationalCapture"),
-    "capturedMediaStitched": (IPTC + "compositeCapture",),
-    "compositionMayContainGenAI": (IPTC + "composite",),
-    "fullyGenAIMedia": (IPTC + "trainedAlgorithmicMedia",),
-    "nonGenAIDigitalCreation": (IPTC + "digitalCreation",),
-    "partlyGenAICreation": (IPTC + "compositeWithTrainedAlgorithmicMedia",),
-    "screenCaptureMayContainGenAI": (IPTC + "screenCapture",),
+    "blankCanvas": (DST.EMPTY.uri,),
+    "capturedMedia": (DST.DIGITAL_CAPTURE.uri, DST.COMPUTATIONAL_CAPTURE.uri),
+    "capturedMediaStitched": (DST.COMPOSITE_CAPTURE.uri,),
+    "compositionMayContainGenAI": (DST.COMPOSITE.uri,),
+    "fullyGenAIMedia": (DST.TRAINED_ALGORITHMIC_MEDIA.uri,),
+    "nonGenAIDigitalCreation": (DST.DIGITAL_CREATION.uri,),
+    "partlyGenAICreation": (DST.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA.uri,),
+    "screenCaptureMayContainGenAI": (DST.SCREEN_CAPTURE.uri,),
 }
 """Inception signal -> the digital source types of a `c2pa.created`/`c2pa.opened` action that raise it."""
 
@@ -46,12 +44,12 @@ NON_EDITORIAL_ACTIONS = (
     "c2pa.redacted",
 )
 GENAI_DST = (
-    IPTC + "trainedAlgorithmicMedia",
-    IPTC + "compositeWithTrainedAlgorithmicMedia",
-    IPTC + "compositeSynthetic",
-    C2PA_DST + "trainedAlgorithmicData",
+    DST.TRAINED_ALGORITHMIC_MEDIA.uri,
+    DST.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA.uri,
+    DST.COMPOSITE_SYNTHETIC.uri,
+    DST.TRAINED_ALGORITHMIC_DATA.uri,
 )
-POSSIBLY_GENAI_DST = (IPTC + "digitalArt", IPTC + "composite")
+POSSIBLY_GENAI_DST = (DST.DIGITAL_ART.uri, DST.COMPOSITE.uri)
 
 INCEPTION = (*INCEPTION_SIGNALS, UNKNOWN_PROVENANCE)
 TRANSFORMATION = (

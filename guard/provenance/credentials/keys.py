@@ -267,9 +267,7 @@ def _load_private_key(pem: bytes, path: Path, password: str | None):
     except TypeError:
         if password:
             raise ConfigError(f"The private key {path} is not encrypted, but a password was given.") from None
-        raise ConfigError(
-            f"The private key {path} is encrypted: give its password in {SIGN_KEY_PASSWORD}."
-        ) from None
+        raise ConfigError(f"The private key {path} is encrypted: give its password in {SIGN_KEY_PASSWORD}.") from None
     except ValueError:
         if password:
             raise ConfigError(f"Wrong password for the private key {path} (or it is not a PEM key).") from None

@@ -18,10 +18,16 @@ from typing import Any
 
 from guard import __version__
 from guard.errors import GuardError
+from guard.provenance.credentials.source_types import DigitalSourceType
 
-IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-SOURCE_TYPES = ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "edit")
-"""`edit` means an existing image this system did not generate: no digital source type is claimed."""
+EDIT = "edit"
+"""An existing image this system did not generate: no digital source type is claimed."""
+SOURCE_TYPES: tuple[str, ...] = (
+    DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA,
+    DigitalSourceType.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    EDIT,
+)
+"""What `protect` may claim: made by a model, composited with one (image-to-image), or an edit."""
 
 TRAINING_MINING_USES = ("allowed", "notAllowed", "constrained")
 TRAINING_MINING_ENTRIES = ("c2pa.ai_generative_training", "c2pa.ai_inference", "c2pa.ai_training", "c2pa.data_mining")
@@ -37,7 +43,7 @@ def digital_source_type(source_type: str) -> str | None:
     """The IPTC URI for a source type name, or None for `edit`."""
     if source_type not in SOURCE_TYPES:
         raise GuardError(f"Unknown source type {source_type!r}; use one of {', '.join(SOURCE_TYPES)}.")
-    return None if source_type == "edit" else IPTC + source_type
+    return None if source_type == EDIT else DigitalSourceType(source_type).uri
 
 
 def soft_binding_alg(scheme: str) -> str:

@@ -109,9 +109,7 @@ class ManifestStore:
         try:
             parsed = sa.engine.make_url(url)
         except sa.exc.ArgumentError:
-            raise ConfigError(
-                f"The manifest store (--store or {STORE_URL}) is not a database URL: {url!r}."
-            ) from None
+            raise ConfigError(f"The manifest store (--store or {STORE_URL}) is not a database URL: {url!r}.") from None
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             folder = Path(parsed.database).expanduser().parent
             try:
