@@ -286,7 +286,9 @@ class Policy(_Strict):
         run = self.dataset.images.detectors
         for i, name in enumerate(run or []):
             if name not in self.detectors:
-                problems.append((f"dataset.images.detectors.{i}", f"detector {name!r} is not in the 'detectors' section"))
+                problems.append(
+                    (f"dataset.images.detectors.{i}", f"detector {name!r} is not in the 'detectors' section")
+                )
         for name, config in self.detectors.items():
             if run is not None and config.required and name not in run:
                 problems.append(("dataset.images.detectors", f"the required detector {name!r} is missing from it"))
