@@ -13,6 +13,7 @@ from guard.errors import USER_ERRORS
 COMMANDS: dict[str, str] = {
     "check-prompt": "guard.cli.check_prompt:check_prompt",
     "demo": "guard.cli.demo:demo",
+    "filter-dataset": "guard.cli.filter_dataset:filter_dataset",
     "generate": "guard.cli.generate:generate",
     "keys": "guard.cli.keys:keys",
     "protect": "guard.cli.protect:protect",

@@ -94,3 +94,14 @@ def build_caption_checker(policy: Policy) -> CaptionChecker:
         return ClassifierCaptionChecker(PromptChecker(policy))
     except TypeError as exc:  # an API mismatch is a bug to report, never a silent fall-back to rules
         raise GuardError(f"the caption classifier (guard.check_prompt.PromptChecker) cannot be built: {exc}.") from None
+
+
+def caption_check_name(policy: Policy) -> str | None:
+    """What checks captions in this installation (`rules` or `rules+classifier`; None when turned off)."""
+    if not policy.dataset.captions.check:
+        return None
+    try:
+        from guard.check_prompt import PromptChecker  # noqa: F401  (present once the prompt guard lands)
+    except ImportError:
+        return RuleCaptionChecker.name
+    return ClassifierCaptionChecker.name

@@ -221,44 +221,51 @@ def split_member(name: str) -> tuple[str, str]:
     return (posixpath.join(directory, stem) if directory else stem), extension.lower()
 
 
-def _tar_samples(shard: Shard) -> Iterator[Sample]:
-    seq = 0
+def tar_groups(path: str | Path) -> Iterator[tuple[str, list[tuple[tarfile.TarInfo, bytes | None]], str | None]]:
+    """(key, [(member, bytes or None when over the reading limit)], error) for each sample of a tar, in order.
+
+    Members of a sample are consecutive (WebDataset's convention). A truncated or corrupt tar ends with one
+    group carrying the `error` (the members read so far, possibly none). The readers and the writers both
+    walk a tar through this, so a sample's position is the same for both.
+    """
     key: str | None = None
-    members: dict[str, tuple[str, bytes | None]] = {}  # extension -> (name, bytes; None: too large to read)
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = []
     try:
-        with tarfile.open(shard.path, "r|*") as archive:
+        with tarfile.open(path, "r|*") as archive:
             for member in archive:
                 if not member.isfile():
                     continue
-                member_key, extension = split_member(member.name)
+                member_key, _ = split_member(member.name)
                 if key is not None and member_key != key:
-                    yield _tar_sample(shard, seq, key, members)
-                    seq, members = seq + 1, {}
+                    yield key, members, None
+                    members = []
                 key = member_key
                 handle = archive.extractfile(member) if member.size <= MAX_MEMBER_BYTES else None
-                members[extension] = (member.name, handle.read() if handle is not None else None)
+                members.append((member, handle.read() if handle is not None else None))
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        broken = f"the tar is truncated or corrupt from here on ({exc})"
-        if key is not None and members:
-            yield _tar_sample(shard, seq, key, members, broken=broken)
-        else:
-            yield Sample(shard=shard.index, seq=seq, key=key or "", member="", image=None, error=broken)
+        yield key or "", members, f"the tar is truncated or corrupt from here on ({exc})"
         return
     if key is not None:
-        yield _tar_sample(shard, seq, key, members)
+        yield key, members, None
+
+
+def _tar_samples(shard: Shard) -> Iterator[Sample]:
+    for seq, (key, members, broken) in enumerate(tar_groups(shard.path)):
+        yield _tar_sample(shard, seq, key, members, broken)
 
 
 def _tar_sample(
-    shard: Shard, seq: int, key: str, members: dict[str, tuple[str, bytes | None]], broken: str | None = None
+    shard: Shard, seq: int, key: str, members: list[tuple[tarfile.TarInfo, bytes | None]], broken: str | None
 ) -> Sample:
     sample = Sample(shard=shard.index, seq=seq, key=key, member="", image=None)
     limit = MAX_MEMBER_BYTES >> 20
-    errors = [f"member {name} is over the {limit} MiB reading limit" for name, data in members.values() if data is None]
-    image_ext = next((ext for ext in members if ext in IMAGE_EXTENSIONS), None)
-    caption = members.get("txt", ("", None))[1]
+    errors = [f"member {m.name} is over the {limit} MiB reading limit" for m, data in members if data is None]
+    by_extension = {split_member(m.name)[1]: (m.name, data) for m, data in members}
+    image_ext = next((ext for ext in by_extension if ext in IMAGE_EXTENSIONS), None)
+    caption = by_extension.get("txt", ("", None))[1]
     if caption is not None:
         sample.caption = caption.decode("utf-8", "replace")
-    meta = members.get("json", ("", None))[1]
+    meta = by_extension.get("json", ("", None))[1]
     if meta is not None:
         try:
             parsed = json.loads(meta.decode("utf-8", "replace")) if meta.strip() else {}
@@ -270,14 +277,15 @@ def _tar_sample(
         sample.url = url if isinstance(url, str) and url else None
     if broken:
         errors.append(broken)
-    if image_ext is None:
-        errors.append(f"no image member (members: {', '.join(sorted(members))})")
-    else:
-        sample.member = members[image_ext][0]
+    if image_ext is None and members:
+        errors.append(f"no image member (members: {', '.join(sorted(by_extension))})")
+    elif image_ext is not None:
+        sample.member = by_extension[image_ext][0]
     if errors:
-        sample.error = f"{key}: {'; '.join(errors)}"
+        where = f"{Path(shard.path).name}: {key}" if key else Path(shard.path).name
+        sample.error = f"{where}: {'; '.join(errors)}"
     else:
-        sample.image = members[image_ext][1]
+        sample.image = by_extension[image_ext][1]
     return sample
 
 

@@ -69,3 +69,8 @@ class Chunk:
     samples: list[Sample]
     last: bool = False
     """True for the shard's final chunk (an empty shard has one empty, final chunk)."""
+
+
+def score_column(detector: str, label: str) -> str:
+    """The samples.parquet column of one detector label's score: `nudenet_explicit_nudity`, `open_nsfw_nsfw`."""
+    return f"{detector}_{label}"
