@@ -8,13 +8,16 @@ chunk, decoding each image once. Results come back in submission order, so a sha
 complete, and in order, as soon as its last chunk returns.
 
 Workers start with `spawn`, never `fork`: a forked onnxruntime or OpenCV thread pool can deadlock.
-`workers=0` runs everything in this process (no pool), for debugging.
+A worker exits by itself when the job's process dies. `workers=0` runs everything in this process (no
+pool), for debugging.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -32,7 +35,20 @@ _processor: ChunkProcessor | None = None
 
 def _start_worker(context: FilterContext) -> None:
     global _processor
+    _watch_parent(os.getppid())
     _processor = ChunkProcessor(context)
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the job's process dies (a SIGKILL leaves no chance to stop its workers), so no orphaned
+    worker goes on holding models and memory."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="guard-parent-watch", daemon=True).start()
 
 
 def _process(chunk: Chunk) -> list[dict[str, Any]]:
