@@ -20,3 +20,19 @@ def home(tmp_path_factory):
 def trust(home):
     """Trust configuration with the identity's CA as anchor, so its manifests validate as Trusted."""
     return TrustConfig(anchors=(local_trust_anchor(home),))
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole session (two CPUs, a small object store, no dashboard)."""
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        object_store_memory=128 * 1024 * 1024,
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+    )
+    yield ray
+    ray.shutdown()

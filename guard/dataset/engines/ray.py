@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -149,9 +150,12 @@ class RayEngine:
         )
         by_index = {shard.index: shard for shard in shards}
         gathered: dict[int, list[dict[str, Any]]] = {}
-        for row in dataset.iter_rows():
-            shard_index, last, records = pickle.loads(row["payload"])
-            gathered.setdefault(shard_index, []).extend(records)
-            on_chunk(records)
-            if last:
-                on_shard(by_index[shard_index], gathered.pop(shard_index))
+        with warnings.catch_warnings():
+            # Ray Data copies its DataContext per execution and warns about its own deprecated fields.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+            for row in dataset.iter_rows():
+                shard_index, last, records = pickle.loads(row["payload"])
+                gathered.setdefault(shard_index, []).extend(records)
+                on_chunk(records)
+                if last:
+                    on_shard(by_index[shard_index], gathered.pop(shard_index))
