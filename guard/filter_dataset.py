@@ -96,12 +96,12 @@ def filter_dataset(
     context = FilterContext.for_policy(policy, opt_outs)
     detectors, labels = _check_detectors(context)
     score_columns = [score_column(detector, label) for detector, label in labels]
+    runner = make_engine(engine, workers=workers, address=address)
     out = Path(output).expanduser()
     work = WorkDir(out)
     work.begin(_identity(shards, policy, opt_outs, chunk_size), resume=resume, overwrite=overwrite)
 
     pending = [shard for shard in shards if not work.has_scored(shard.index)]
-    runner = make_engine(engine, workers=workers, address=address)
     state = Progress(len(shards) - len(pending), len(shards), 0, 0, 0, 0, 0.0)
     scoring_started = time.perf_counter()
 
