@@ -138,6 +138,7 @@ def filter_dataset(
             "samples_scored": state.samples,
             "scoring_seconds": round(scoring_seconds, 3),
             "samples_per_second": round(state.samples / scoring_seconds, 3) if state.samples else None,
+            "engine_startup_seconds": round(getattr(runner, "startup_seconds", 0.0), 3),
             "finishing_seconds": round(finished - finishing_started, 3),
             "wall_seconds": round(finished - started, 3),
         },

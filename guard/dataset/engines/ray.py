@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -80,6 +81,8 @@ class RayEngine:
         self.requested = workers
         self.workers = workers or 0
         self.address = address
+        self.startup_seconds = 0.0
+        """Time spent starting or joining Ray (a cluster that is already up costs little)."""
 
     def run(
         self,
@@ -96,6 +99,7 @@ class RayEngine:
         except ImportError:
             raise GuardError("--engine ray needs Ray Data: pip install 'image-guard[dataset]'.") from None
         started = False
+        began = time.perf_counter()
         if not ray.is_initialized():
             try:
                 ray.init(
@@ -108,6 +112,7 @@ class RayEngine:
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise GuardError(f"cannot start or reach Ray at {self.address or 'a local instance'}: {exc}.") from None
             started = True
+        self.startup_seconds = time.perf_counter() - began
         try:
             cpus = float(ray.cluster_resources().get("CPU", 1.0))
             self.workers = max(1, self.requested or int(cpus))
