@@ -87,6 +87,10 @@ def filter_dataset(
     written; a sample that cannot be read becomes an `error` row and never stops the job.
     """
     started = time.perf_counter()
+    try:
+        import pyarrow  # noqa: F401  (every table the filter reads and writes)
+    except ImportError:
+        raise GuardError("guard filter-dataset needs pyarrow: pip install 'image-guard[dataset]'.") from None
     policy = policy if isinstance(policy, Policy) else load_policy(policy or DEFAULT_POLICY)
     origin.check_rules(policy.dataset.ai_origin)
     opt_outs = OptOutList.load(opt_out)

@@ -30,13 +30,16 @@ from guard.dataset.samples import Chunk, Shard
 from guard.dataset.stages import ChunkProcessor, FilterContext
 from guard.errors import GuardError
 
-_processor: ChunkProcessor | None = None
+_processor: ChunkProcessor | Exception | None = None
 
 
 def _start_worker(context: FilterContext) -> None:
     global _processor
     _watch_parent(os.getppid())
-    _processor = ChunkProcessor(context)
+    try:
+        _processor = ChunkProcessor(context)
+    except Exception as exc:  # raised again with the first chunk, so the job reports it instead of a dead pool
+        _processor = exc
 
 
 def _watch_parent(parent: int) -> None:
@@ -52,6 +55,8 @@ def _watch_parent(parent: int) -> None:
 
 
 def _process(chunk: Chunk) -> list[dict[str, Any]]:
+    if isinstance(_processor, Exception):
+        raise _processor
     assert _processor is not None, "worker not initialised"
     return _processor(chunk)
 

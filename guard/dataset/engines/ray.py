@@ -30,7 +30,7 @@ from guard.dataset.engines import OnChunk, OnShard
 from guard.dataset.readers import iter_chunks
 from guard.dataset.samples import Shard
 from guard.dataset.stages import FilterContext, Inspector, Scorer, assemble, decode_chunk
-from guard.errors import GuardError
+from guard.errors import USER_ERRORS, GuardError
 
 READ_CPUS = 0.1
 """CPU reserved per reading task: reading a shard is I/O, and the actor pools hold the rest."""
@@ -158,9 +158,24 @@ class RayEngine:
         with warnings.catch_warnings():
             # Ray Data copies its DataContext per execution and warns about its own deprecated fields.
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
-            for row in dataset.iter_rows():
-                shard_index, last, records = pickle.loads(row["payload"])
-                gathered.setdefault(shard_index, []).extend(records)
-                on_chunk(records)
-                if last:
-                    on_shard(by_index[shard_index], gathered.pop(shard_index))
+            try:
+                for row in dataset.iter_rows():
+                    shard_index, last, records = pickle.loads(row["payload"])
+                    gathered.setdefault(shard_index, []).extend(records)
+                    on_chunk(records)
+                    if last:
+                        on_shard(by_index[shard_index], gathered.pop(shard_index))
+            except ray.exceptions.RayError as exc:
+                raise _job_error(exc) from None
+
+
+def _job_error(exc: Exception) -> Exception:
+    """A stage's own user error as it is; anything else Ray reports (a lost node, an actor killed) as one
+    sentence that says the finished shards are kept."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, USER_ERRORS):
+        return cause
+    first = next((line.strip() for line in str(cause or exc).splitlines() if line.strip()), type(exc).__name__)
+    return GuardError(
+        f"the Ray job failed ({first}); the shards finished so far are kept: run the same command again with --resume."
+    )
