@@ -29,6 +29,7 @@ import io
 import json
 import multiprocessing
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,12 +47,30 @@ CHUNK = 16
 SHARD_SIZE = 250
 
 
-def source_photos() -> list[Image.Image]:
+CAPTIONS = {
+    "astronaut": "an astronaut beside a flag",
+    "chelsea": "a ginger cat",
+    "coffee": "a cup of coffee on a saucer",
+    "rocket": "a rocket on the launch pad",
+    "camera": "a man with a camera on a tripod",
+    "immunohistochemistry": "stained tissue under a microscope",
+    "hubble_deep_field": "galaxies in deep space",
+    "moon": "the surface of the moon",
+    "grace_hopper": "portrait of a naval officer",
+    "P1000827.jpg": "a street in the sun",
+    "earth_apollo17.jpg": "the earth seen from space",
+    "mars.webp": "the surface of mars",
+    "TUSCANY.TIF": "hills in tuscany",
+}
+"""Benign captions (without numbers: the hate rules read some as codes)."""
+
+
+def source_photos() -> list[tuple[str, Image.Image]]:
     found = sample_photos(
         ("astronaut", "chelsea", "coffee", "rocket", "camera", "immunohistochemistry", "hubble_deep_field", "moon"),
         ("P1000827.jpg", "earth_apollo17.jpg", "mars.webp", "TUSCANY.TIF"),
     )
-    return [image.convert("RGB") for _, image in found]
+    return [(name, image.convert("RGB")) for name, image in found]
 
 
 def make_dataset(folder: Path, count: int, seed: int) -> Path:
@@ -66,7 +85,7 @@ def make_dataset(folder: Path, count: int, seed: int) -> Path:
         rows = []
         with tarfile.open(folder / f"{shard:05d}.tar", "w") as tar:
             for index in range(first, min(first + SHARD_SIZE, count)):
-                photo = photos[index % len(photos)]
+                name, photo = photos[index % len(photos)]
                 width, height = photo.size
                 scale = rng.uniform(0.5, 1.0)
                 crop_w, crop_h = max(64, int(width * scale)), max(64, int(height * scale))
@@ -85,7 +104,7 @@ def make_dataset(folder: Path, count: int, seed: int) -> Path:
                 meta.update({"width": 512, "height": 512})
                 for ext, data in (
                     ("jpg", buffer.getvalue()),
-                    ("txt", f"a photograph, variant {index}".encode()),
+                    ("txt", CAPTIONS[name].encode()),
                     ("json", json.dumps(meta).encode()),
                 ):
                     info = tarfile.TarInfo(f"{key}.{ext}")
@@ -134,29 +153,28 @@ def read_images(folder: Path) -> list[bytes]:
     return [sample.image for shard in discover([folder]) for sample in iter_samples(shard)]
 
 
-def raw_run(images: list[bytes], workers: int, every_check: bool) -> float:
-    """Seconds to decode and score every image in `workers` processes (their start and model loading included)."""
+def raw_run(folder: Path, workers: int, every_check: bool) -> None:
+    """Decode and score every image of the shards in `workers` processes (the --raw child's work)."""
+    images = read_images(folder)
     chunks = [images[i : i + CHUNK] for i in range(0, len(images), CHUNK)]
-    start = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_raw_start, initargs=(every_check,)) as pool:
         done = sum(pool.imap(_raw_chunk, chunks))
     assert done == len(images)
-    return time.perf_counter() - start
 
 
-# --- the filter, in a child process whose memory is watched -------------------------------------------------
+# --- every run in a child process: wall time, CPU time of the whole tree, peak memory -----------------------
 
 
-def filter_run(folder: Path, out: Path, workers: int, engine: str, policy: Path | None) -> dict:
-    """Run `guard filter-dataset --json` in a child process; its summary, wall time and peak tree memory."""
+def measure(command: list[str]) -> dict:
+    """Run `command`; its stdout, wall seconds, CPU seconds (it and every descendant) and peak tree RSS (MiB).
+
+    CPU seconds are what a run costs whatever else the machine is doing, so their ratios are steadier than
+    wall-clock ratios on a shared machine."""
     import psutil
 
-    command = [sys.executable, "-c", "from guard.cli import main; main()", "filter-dataset", str(folder)]
-    command += ["-o", str(out), "--workers", str(workers), "--engine", engine, "--json"]
-    if policy is not None:
-        command += ["--policy", str(policy)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -176,10 +194,33 @@ def filter_run(folder: Path, out: Path, workers: int, engine: str, policy: Path 
     stdout, stderr = child.communicate()
     wall = time.perf_counter() - start
     watcher.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if child.returncode != 0:
-        raise SystemExit(f"filter-dataset failed ({child.returncode}): {stderr.strip()[-2000:]}")
-    summary = json.loads(stdout.strip().splitlines()[-1])
-    return {"summary": summary, "wall": wall, "peak_mib": peak[0] / 2**20}
+        raise SystemExit(f"{command[2:5]} failed ({child.returncode}): {stderr.strip()[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"stdout": stdout, "wall": wall, "cpu": cpu, "peak_mib": peak[0] / 2**20}
+
+
+def raw_command(folder: Path, workers: int, every_check: bool) -> list[str]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--raw", str(folder), "--workers", str(workers)]
+    return command + (["--every-check"] if every_check else [])
+
+
+def filter_command(folder: Path, out: Path, workers: int, engine: str, policy: Path | None) -> list[str]:
+    command = [sys.executable, "-c", "from guard.cli import main; main()", "filter-dataset", str(folder)]
+    command += ["-o", str(out), "--workers", str(workers), "--engine", engine, "--json"]
+    return command + (["--policy", str(policy)] if policy is not None else [])
+
+
+def image_drops(out: Path) -> dict[str, int]:
+    """Samples dropped or set aside by each NSFW model's thresholds (on benign photos: false alarms)."""
+    import pyarrow.parquet as pq
+
+    found: dict[str, int] = {}
+    for reasons in pq.read_table(out / "samples.parquet", columns=["reasons"]).column("reasons").to_pylist():
+        for rule in {r["rule"] for r in reasons if r["rule"].startswith("image:")}:
+            found[rule] = found.get(rule, 0) + 1
+    return found
 
 
 def stage_costs(images: list[bytes], count: int = 48) -> dict[str, float]:
@@ -210,8 +251,8 @@ def stage_costs(images: list[bytes], count: int = 48) -> dict[str, float]:
         "C2PA read": lambda: [read_manifest(d, context=context) for d in sample],
         "metadata (EXIF, XMP, text chunks)": lambda: [read_metadata(d) for d in sample],
         "caption rules + headers": lambda: [
-            (decide_prompt(policy, f"a photograph, variant {i}"), header_evidence({}, policy.dataset.opt_out))
-            for i in range(len(sample))
+            (decide_prompt(policy, CAPTIONS["astronaut"]), header_evidence({}, policy.dataset.opt_out))
+            for _ in range(len(sample))
         ],
     }
     return {name: median_ms(fn, 3) / len(sample) for name, fn in costs.items()}
@@ -222,9 +263,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="samples in the large dataset")
     parser.add_argument("--small", type=int, default=500, help="samples in the small dataset (memory)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=1, help="timed rounds of each run (the median is reported)")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of every run (medians reported)")
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--raw", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--every-check", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.raw is not None:
+        raw_run(args.raw, args.workers, args.every_check)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -232,85 +278,89 @@ def main() -> None:
         small = make_dataset(root / "small", args.small, seed=2)
         no_marks = root / "no-watermarks.yaml"
         no_marks.write_text("extends: dataset\ndataset:\n  ai_origin:\n    watermarks: []\n")
-        images = read_images(large)
-        costs = stage_costs(images)
+        costs = stage_costs(read_images(small))
         print(
-            f"{os.cpu_count()} CPU cores (shared: other jobs run on this machine, figures are noisy); load "
-            f"{os.getloadavg()[0]:.1f}; {args.n} samples of 512x512 JPEG; {args.workers} workers"
+            f"{os.cpu_count()} CPU cores, shared with other jobs (load {os.getloadavg()[0]:.1f} at the start): "
+            f"wall-clock figures are noisy, CPU-seconds steadier; {args.n} samples of 512x512 JPEG; "
+            f"{args.workers} workers; {args.rounds} round(s)"
         )
         print("\ncost per sample, one process (median of 3 runs over 48 samples):")
         for name, ms in costs.items():
             print(f"  {name:<40} {ms:7.1f} ms")
         print(f"  {'total':<40} {sum(costs.values()):7.1f} ms")
 
-        timings: dict[str, list[float]] = {}
-        extra: dict[str, dict] = {}
+        w = args.workers
+        plan = [
+            ("raw NSFW", lambda n: raw_command(large, w, False)),
+            ("raw every check", lambda n: raw_command(large, w, True)),
+            ("local", lambda n: filter_command(large, root / f"local-{n}", w, "local", None)),
+            ("local no-watermarks", lambda n: filter_command(large, root / f"nowm-{n}", w, "local", no_marks)),
+            ("local small", lambda n: filter_command(small, root / f"small-{n}", w, "local", None)),
+        ]
+        if not args.skip_ray:
+            plan.insert(3, ("ray", lambda n: filter_command(large, root / f"ray-{n}", w, "ray", None)))
+        results: dict[str, list[dict]] = {name: [] for name, _ in plan}
         for number in range(args.rounds):
-            runs = [
-                ("raw NSFW", lambda: raw_run(images, args.workers, every_check=False)),
-                ("raw every check", lambda: raw_run(images, args.workers, every_check=True)),
-                ("local", lambda n=number: filter_run(large, root / f"out-local-{n}", args.workers, "local", None)),
-                (
-                    "local no-watermarks",
-                    lambda n=number: filter_run(large, root / f"out-nowm-{n}", args.workers, "local", no_marks),
-                ),
-            ]
-            if not args.skip_ray:
-                runs.append(
-                    ("ray", lambda n=number: filter_run(large, root / f"out-ray-{n}", args.workers, "ray", None))
+            order = plan if number % 2 == 0 else list(reversed(plan))  # alternate, so drift hits both sides
+            for name, command in order:
+                result = measure(command(number))
+                if "filter-dataset" in command(number):
+                    result["summary"] = json.loads(result["stdout"].strip().splitlines()[-1])
+                results[name].append(result)
+                print(
+                    f"  round {number + 1}: {name}: {result['wall']:.1f} s wall, {result['cpu']:.1f} CPU-s", flush=True
                 )
-            runs.append(
-                (
-                    "local small",
-                    lambda n=number: filter_run(small, root / f"out-small-{n}", args.workers, "local", None),
-                )
-            )
-            for name, run in runs:
-                result = run()
-                if isinstance(result, dict):
-                    timings.setdefault(name, []).append(result["wall"])
-                    extra.setdefault(name, {}).setdefault("peak", []).append(result["peak_mib"])
-                    extra[name]["summary"] = result["summary"]
-                else:
-                    timings.setdefault(name, []).append(result)
-                print(f"  round {number + 1}: {name} {timings[name][-1]:.1f} s", flush=True)
 
-        def rate(name: str, count: int) -> float:
-            return count / statistics.median(timings[name])
+        def median(name: str, field: str) -> float:
+            return statistics.median(r[field] for r in results[name])
 
-        raw_nsfw, raw_all = rate("raw NSFW", args.n), rate("raw every check", args.n)
-        header = f"{'run':<44} {'samples':>8} {'wall s':>8} {'samples/s':>10} {'vs raw':>14} {'peak MiB':>9}"
+        sizes = {name: args.small if name == "local small" else args.n for name in results}
+        header = (
+            f"{'run':<40} {'samples':>7} {'wall s':>7} {'samples/s':>9} {'vs raw':>7} "
+            f"{'CPU ms/sample':>13} {'vs raw':>7} {'peak MiB':>8}"
+        )
         print("\n" + header + "\n" + "-" * len(header))
         rows = [
-            ("raw NSFW", "raw: decode + NudeNet + open_nsfw", args.n, None),
-            ("raw every check", "raw: decode + every per-sample check", args.n, None),
-            ("local", "local engine, dataset policy", args.n, ("every check", raw_all)),
-            ("local no-watermarks", "local engine, no watermark reads", args.n, ("NSFW", raw_nsfw)),
-            ("ray", "ray engine, dataset policy", args.n, ("every check", raw_all)),
-            ("local small", "local engine, dataset policy (small)", args.small, None),
+            ("raw NSFW", "raw: decode + NudeNet + open_nsfw", None),
+            ("raw every check", "raw: decode + every per-sample check", None),
+            ("local", "local engine, dataset policy", "raw every check"),
+            ("local no-watermarks", "local engine, no watermark reads", "raw NSFW"),
+            ("ray", "ray engine, dataset policy", "raw every check"),
+            ("local small", f"local engine, dataset policy, {args.small}", None),
         ]
-        for name, label, count, versus in rows:
-            if name not in timings:
+        for name, label, versus in rows:
+            if name not in results:
                 continue
-            wall = statistics.median(timings[name])
-            ratio = f"{count / wall / versus[1]:.2f} of {versus[0]}" if versus else ""
-            peak = f"{max(extra[name]['peak']):.0f}" if name in extra else ""
-            print(f"{label:<44} {count:>8} {wall:>8.1f} {count / wall:>10.2f} {ratio:>14} {peak:>9}")
-        if "ray" in extra:
-            speed = extra["ray"]["summary"]["throughput"]
+            rate = sizes[name] / median(name, "wall")
+            cpu = median(name, "cpu") / sizes[name] * 1000
+            wall_ratio = cpu_ratio = ""
+            if versus:
+                wall_ratio = f"{rate / (sizes[versus] / median(versus, 'wall')):.2f}"
+                cpu_ratio = f"{(median(versus, 'cpu') / sizes[versus] * 1000) / cpu:.2f}"
+            peak = max(r["peak_mib"] for r in results[name])
             print(
-                f"ray start-up inside its wall time: {speed['engine_startup_seconds']:.1f} s; "
-                f"ray / local: {rate('ray', args.n) / rate('local', args.n):.2f}"
+                f"{label:<40} {sizes[name]:>7} {median(name, 'wall'):>7.1f} {rate:>9.2f} {wall_ratio:>7} "
+                f"{cpu:>13.1f} {cpu_ratio:>7} {peak:>8.0f}"
             )
-        for name in ("local", "local small"):
-            summary = extra[name]["summary"]
+        if "ray" in results:
+            startup = statistics.median(r["summary"]["throughput"]["engine_startup_seconds"] for r in results["ray"])
             print(
-                f"{name}: kept {summary['kept']}, dropped {summary['dropped']} "
-                f"({', '.join(f'{k} {v}' for k, v in summary['by_category'].items())})"
+                f"ray / local: {median('local', 'wall') / median('ray', 'wall'):.2f} by wall time (Ray's start-up "
+                f"{startup:.1f} s included; CPU-s of Ray's own processes are only partly counted)"
             )
-        spread = {name: (min(v), max(v)) for name, v in timings.items() if len(v) > 1}
-        if spread:
-            print("spread over rounds (wall s): " + "; ".join(f"{k} {a:.1f}-{b:.1f}" for k, (a, b) in spread.items()))
+        local = results["local"][0]["summary"]
+        print(
+            f"local: kept {local['kept']}, dropped {local['dropped']} "
+            f"({', '.join(f'{k} {v}' for k, v in local['by_category'].items())}); NSFW model thresholds that "
+            f"fired on these benign photos: {image_drops(root / 'local-0') or 'none'}"
+        )
+        if args.rounds > 1:
+            print(
+                "spread over rounds (wall s): "
+                + "; ".join(
+                    f"{k} {min(r['wall'] for r in v):.0f}-{max(r['wall'] for r in v):.0f}" for k, v in results.items()
+                )
+            )
 
 
 if __name__ == "__main__":
