@@ -1,8 +1,8 @@
 """What platforms and people do to images: the attacks the watermark benchmark and tests apply.
 
 Each attack takes and returns an 8-bit RGB PIL image. `ATTACKS` maps the benchmark's column names to them,
-in table order. Crops keep the top-left corner (as the issue's anchor table did); "+rescale" crops are
-resized back to the original size afterwards.
+in table order. Crops keep the top-left corner, so every scheme loses the same part of the picture;
+"+rescale" crops are resized back to the original size afterwards.
 """
 
 from __future__ import annotations
@@ -115,4 +115,4 @@ PAYLOAD_TARGETS = (
     "blur1",
     "social",
 )
-"""Columns where our scheme must recover the exact payload in >= 95% of images (issue 5)."""
+"""Columns where our scheme must recover the exact payload in >= 95% of images (a benchmark target)."""

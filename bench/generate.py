@@ -87,9 +87,10 @@ def main() -> int:
     from generation import GenerationOptions, generate, load_pipeline
     from generation.tiny import save_tiny_pipeline
     from guard.generate import Guard
-    from guard.protect import Protector, default_scheme
+    from guard.protect import Protector
     from guard.provenance.credentials.keys import SigningIdentity, init_identity
     from guard.provenance.credentials.store import ManifestStore
+    from guard.provenance.watermarks import get_scheme
     from guard.redact import blur
     from guard.scan import assess_images, detectors_for
     from policies import decide_prompt, load_policy
@@ -101,7 +102,7 @@ def main() -> int:
     policy = load_policy("default")
     detectors = detectors_for(policy)
     store = Timed(ManifestStore.open(f"sqlite:///{work / 'store.db'}"), "add")
-    scheme = Timed(default_scheme(), "embed")
+    scheme = Timed(get_scheme(), "embed")
     protector = Protector(identity=SigningIdentity.load(work), store=store, scheme=scheme)
     guard = Guard(policy, detectors=detectors, protector=protector, output_format=args.format)
     prompt = "a watercolor of a lighthouse at dawn"

@@ -25,12 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import PHOTO, median_ms
 from guard.errors import GuardError
 from guard.images import load_image
-from guard.protect import Protector, default_scheme, encode, protect_image
+from guard.protect import Protector, encode, protect_image
 from guard.provenance.credentials.c2pa import c2pa_context, make_signer, sign_asset
 from guard.provenance.credentials.fingerprint import fingerprints
 from guard.provenance.credentials.keys import SigningIdentity, init_identity
 from guard.provenance.credentials.manifest import build_manifest
 from guard.provenance.credentials.store import ManifestStore
+from guard.provenance.watermarks import get_scheme
 
 
 def main() -> int:
@@ -43,7 +44,7 @@ def main() -> int:
     init_identity(work)
     identity = SigningIdentity.load(work)
     try:
-        scheme = default_scheme(args.scheme)
+        scheme = get_scheme(args.scheme)
     except GuardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

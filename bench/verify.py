@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import PHOTO, median_ms
 from guard.images import load_image
-from guard.protect import Protector, default_scheme, protect_image
+from guard.protect import Protector, protect_image
 from guard.provenance.credentials.c2pa import TrustConfig
 from guard.provenance.credentials.keys import SigningIdentity, init_identity
 from guard.provenance.credentials.store import ManifestStore
@@ -47,7 +47,7 @@ def make_files(work: Path) -> tuple[dict[str, Path], ManifestStore, TrustConfig]
     load_image(PHOTO).resize((1024, 1024), Image.Resampling.LANCZOS).save(plain, "JPEG", quality=90)
     picture = Image.fromarray(skdata.astronaut()).resize((1024, 1024), Image.Resampling.LANCZOS)
     store = ManifestStore.open(f"sqlite:///{work / 'store.db'}")
-    protector = Protector(identity=SigningIdentity.load(work), store=store, scheme=default_scheme())
+    protector = Protector(identity=SigningIdentity.load(work), store=store)
     result = protect_image(picture, work / "protected.jpg", protector=protector)
     stripped = work / "stripped.jpg"
     buffer = io.BytesIO()

@@ -1,4 +1,9 @@
-"""The whole loop on a bundled sample, for `guard demo`: check prompts, scan, protect, strip, verify, recover.
+"""The whole loop offline, for `guard demo`: check prompts, generate behind the guard, scan, protect, strip,
+verify, recover.
+
+Generation runs the real guarded flow on the bundled tiny Stable Diffusion pipeline (`generation.tiny`: the
+real architecture with random weights, so its pictures are coloured noise — it shows the flow, not a model).
+Scanning, protecting and verifying use a bundled real photo.
 
 Each step is a plain function returning JSON-friendly data, so the CLI only renders. The demo runs in its own
 home folder (a fresh signing identity and manifest store), never the user's.
@@ -28,6 +33,14 @@ EXAMPLE_PROMPTS = (
     "Al Gore planting a tree, children's book illustration",
 )
 """Innocent, obfuscated, public-figure and violent prompts: what the prompt guard is for."""
+
+GENERATION_PROMPTS = (
+    "a watercolor painting of a lighthouse at dawn",
+    "a n.u.d.e woman on a beach",
+)
+"""One prompt the policy allows (generated, scanned, protected) and one it refuses (never reaches the model)."""
+GENERATION_STEPS = 2
+TINY_MODEL_NAME = "image-guard tiny random Stable Diffusion (demo: random weights, the output is noise)"
 
 STRIP_SCALE = 0.75
 STRIP_QUALITY = 80
@@ -75,6 +88,29 @@ def check_prompts(policy, prompts: tuple[str, ...] = EXAMPLE_PROMPTS) -> list[di
     from policies import decide_prompt
 
     return [{"prompt": prompt, **decide_prompt(policy, prompt).to_dict()} for prompt in prompts]
+
+
+def generate(home: DemoHome, policy, output_dir: Path) -> list[dict[str, Any]]:
+    """Each generation prompt through the guarded flow on the tiny offline pipeline: one record per prompt,
+    with the delivered file's verification when one was written."""
+    from generation.tiny import build_tiny_pipeline
+    from guard.generate import Guard
+    from guard.protect import Protector
+    from guard.provenance.credentials.store import ManifestStore
+
+    pipe = build_tiny_pipeline()
+    pipe.register_to_config(_name_or_path=TINY_MODEL_NAME)
+    pipe.set_progress_bar_config(disable=True)
+    results = []
+    with ManifestStore.open(home.store_url) as store:
+        guard = Guard(policy, protector=Protector(identity=home.identity(), store=store))
+        for prompt in GENERATION_PROMPTS:
+            (record,) = guard.generate(prompt, model=pipe, output_dir=output_dir, seed=0, steps=GENERATION_STEPS)
+            result = {"prompt": prompt, **record.to_dict()}
+            if record.output is not None:
+                result["verify"] = verify(home, record.output)
+            results.append(result)
+    return results
 
 
 def scan(policy, path: Path) -> dict[str, Any]:

@@ -6,9 +6,13 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from guard.errors import GuardError
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -57,3 +61,22 @@ def write_atomic(target: str | Path, data: bytes) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return Path(target)
+
+
+@dataclass
+class FileResult(Generic[T]):
+    """One file of a batch: what the library made of it, or the one-line reason it could not."""
+
+    path: Path
+    value: T | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"path", ...the value's fields}` or `{"path", "error"}` (the JSON Lines record of a batch command)."""
+        if self.value is None:
+            return {"path": str(self.path), "error": self.error}
+        return {"path": str(self.path), **self.value.to_dict()}

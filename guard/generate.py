@@ -21,24 +21,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from generation.pipeline import GenerationOptions, StepCallback, generate, output_size, validate
 from guard.errors import GuardError
 from guard.images import load_image
+from guard.provenance.credentials.source_types import DigitalSourceType
 from guard.redact import blur
-from policies import Decision, Policy, decide_prompt, load_policy, most_severe
+from policies import Decision, Policy, combine, decide_prompt, load_policy
 
-OUTPUT_FORMATS = ("jpg", "png", "webp")
+if TYPE_CHECKING:
+    from guard.provenance.credentials.c2pa import Ingredient
+    from guard.scan import Assessment
+
+DELIVERY_FORMATS = ("jpg", "png", "webp")
 """Delivered file formats. JPEG (quality 95) is the default: encoding a 512x512 PNG costs ~130 ms on one CPU
 core, a JPEG ~2 ms, and the watermark is made to survive JPEG."""
-TEXT_TO_IMAGE = "trainedAlgorithmicMedia"
-IMAGE_TO_IMAGE = "compositeWithTrainedAlgorithmicMedia"
-
-Ingredient = tuple[bytes, str, str, str]
-"""(bytes, MIME type, title, relationship) as `Protector.protect` takes it."""
+TEXT_TO_IMAGE = DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA
+IMAGE_TO_IMAGE = DigitalSourceType.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
 
 
 @dataclass
@@ -112,8 +114,8 @@ def guarded_generate(
     blocked prompt: no model is loaded or run for it.
     """
     validate(options)
-    if output_format not in OUTPUT_FORMATS:
-        raise GuardError(f"Unknown output format {output_format!r}; use one of {', '.join(OUTPUT_FORMATS)}.")
+    if output_format not in DELIVERY_FORMATS:
+        raise GuardError(f"Unknown output format {output_format!r}; use one of {', '.join(DELIVERY_FORMATS)}.")
     request_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     timings: dict[str, float] = {}
 
@@ -141,12 +143,12 @@ def guarded_generate(
     from guard.scan import assess_images
 
     with _timed(timings, "scan"):
-        assessments = [a.to_dict() for a in assess_images(generated.images, policy, detectors=detectors)]
+        assessments = assess_images(generated.images, policy, detectors=detectors)
 
     # 4. Per image: decide; then blur, hold for review or withhold; watermark + sign + store what is written.
     records = []
     for index, (image, seed, assessment) in enumerate(zip(generated.images, generated.seeds, assessments, strict=True)):
-        decision = combined(prompt_decision, assessment)
+        decision = decide_generated(prompt_decision, assessment.decision)
         settings = {"model": model_id, "seed": seed, **generated.settings}
         if model_version:
             settings["model_version"] = model_version
@@ -166,7 +168,7 @@ def guarded_generate(
                 source_type=TEXT_TO_IMAGE if init_ingredient is None else IMAGE_TO_IMAGE,
                 generator=settings,
                 prompt=options.prompt,
-                policy_decision=decision,
+                policy_decision=decision.to_dict(),
                 ingredient=init_ingredient,
             )
         if record.decision == "review":
@@ -174,7 +176,7 @@ def guarded_generate(
         else:
             record.output = result.output
         record.manifest_id = result.manifest_id
-        record.watermark = {"scheme": result.scheme, "payload": result.payload.hex()}
+        record.watermark = result.to_dict()["watermark"]
     return records
 
 
@@ -186,41 +188,37 @@ def with_policy_terms(negative_prompt: str | None, policy: Policy) -> str | None
     return ", ".join(parts) or None
 
 
-def combined(prompt: Decision, image: dict[str, Any]) -> dict[str, Any]:
-    """The decision for one image: the prompt's and the image's, most severe wins, reasons tagged by stage."""
-    categories = dict(prompt.categories)
-    for name, action in (image.get("categories") or {}).items():
-        categories[name] = most_severe([categories.get(name, "allow"), action])
-    return {
-        "decision": most_severe([prompt.decision, image["decision"]]),
-        "categories": categories,
-        "reasons": [{**reason, "stage": "prompt"} for reason in prompt.reasons]
-        + [{**reason, "stage": "image"} for reason in image.get("reasons", [])],
-        "policy": {"name": prompt.policy_name, "version": prompt.policy_version},
-    }
+def decide_generated(prompt: Decision, image: Decision) -> Decision:
+    """The decision for one generated image: the prompt's and the image's combined (most severe wins), each
+    reason tagged with the `stage` it came from."""
+    return combine([_staged(prompt, "prompt"), _staged(image, "image")])
+
+
+def _staged(decision: Decision, stage: str) -> Decision:
+    return replace(decision, reasons=[{**reason, "stage": stage} for reason in decision.reasons])
 
 
 def init_ingredient(source: str | Path | bytes | Image.Image) -> Ingredient:
     """The init image as a C2PA `inputTo` ingredient: the file's own bytes when c2pa takes its format,
     else a PNG of its pixels."""
-    from guard.provenance.credentials.c2pa import SIGNABLE_MIME
+    from guard.provenance.credentials.c2pa import INPUT_TO, SIGNABLE_MIME, Ingredient, mime_of_format
 
     if isinstance(source, str | Path):
         path = Path(source)
         try:
             data = path.read_bytes()
             with Image.open(io.BytesIO(data)) as probe:
-                fmt = "JPEG" if probe.format == "MPO" else probe.format
+                mime = mime_of_format(probe.format)
         except (OSError, ValueError, Image.DecompressionBombError):
-            fmt = None  # load_image below says why in one sentence (ImageError)
-        if fmt in SIGNABLE_MIME:
-            return data, SIGNABLE_MIME[fmt], path.name, "inputTo"
+            mime = None  # load_image below says why in one sentence (ImageError)
+        if mime is not None and mime in SIGNABLE_MIME.values():
+            return Ingredient(data=data, mime=mime, title=path.name, relationship=INPUT_TO)
         title = f"{path.stem}.png"
     else:
         title = "init-image.png"
     buffer = io.BytesIO()
     load_image(source).save(buffer, "PNG")
-    return buffer.getvalue(), "image/png", title, "inputTo"
+    return Ingredient(data=buffer.getvalue(), mime="image/png", title=title, relationship=INPUT_TO)
 
 
 class Guard:
@@ -324,7 +322,7 @@ class Guard:
         if self._protector is None:
             from guard.protect import Protector
 
-            self._protector = Protector.default()
+            self._protector = Protector.from_env()
         return self._protector
 
     def _pipeline(self, model: str | Path | Any, task: str) -> Any:
@@ -381,24 +379,24 @@ def _generated(
     index: int,
     request_id: str,
     prompt: Decision,
-    decision: dict[str, Any],
-    assessment: dict[str, Any],
+    decision: Decision,
+    assessment: Assessment,
     settings: dict[str, Any],
     timings: dict[str, float],
 ) -> ImageRecord:
     return ImageRecord(
         index=index,
-        decision=decision["decision"],
+        decision=decision.decision,
         stage="image",
         output=None,
         request_id=request_id,
         prompt_decision=prompt.decision,
-        reasons=decision["reasons"],
-        categories=decision["categories"],
-        policy=decision["policy"],
+        reasons=decision.reasons,
+        categories=decision.categories,
+        policy={"name": decision.policy_name, "version": decision.policy_version},
         seed=settings["seed"],
-        scores=assessment.get("scores", {}),
-        detectors=assessment.get("detectors", {}),
+        scores={name: dict(labels) for name, labels in assessment.scores.items()},
+        detectors={name: dict(status) for name, status in assessment.detectors.items()},
         generation=settings,
         timings_ms=dict(timings),
     )
@@ -430,10 +428,6 @@ def _make_folder(folder: str | Path | None) -> None:
 
 def _check_watermarkable(size: tuple[int, int] | None, signer: Any) -> None:
     """Refuse, before generating, a size the watermark scheme cannot carry."""
-    from guard.protect import default_scheme
-
-    if signer.scheme is None:
-        signer.scheme = default_scheme()
     min_side = getattr(signer.scheme, "min_side", None)
     if size is not None and min_side and min(size) < min_side:
         raise GuardError(

@@ -273,26 +273,31 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8)
 
 
-def iter_image_files(paths: Iterable[str | os.PathLike], *, recursive: bool = True) -> Iterator[Path]:
-    """Files named directly, and image files (by suffix) inside named folders, in a stable order.
+def iter_image_files(
+    paths: Iterable[str | os.PathLike], *, recursive: bool = True, suffixes: Iterable[str] = IMAGE_SUFFIXES
+) -> Iterator[Path]:
+    """Files named directly, and image files (by suffix, `suffixes`) inside named folders, in a stable order.
 
     A file named directly is always yielded, whatever its suffix, so that the caller reports it if it
     is not an image rather than silently skipping what the user asked for.
     """
+    wanted = frozenset(suffixes)
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             walker = path.rglob("*") if recursive else path.glob("*")
             for child in sorted(walker):
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                if child.is_file() and child.suffix.lower() in wanted:
                     yield child
         else:
             yield path
 
 
-def list_image_files(paths: Iterable[str | os.PathLike], *, recursive: bool = True) -> list[Path]:
+def list_image_files(
+    paths: Iterable[str | os.PathLike], *, recursive: bool = True, suffixes: Iterable[str] = IMAGE_SUFFIXES
+) -> list[Path]:
     """`iter_image_files` as a list; ImageError when it is empty (only folders without images were named)."""
-    files = list(iter_image_files(paths, recursive=recursive))
+    files = list(iter_image_files(paths, recursive=recursive, suffixes=suffixes))
     if not files:
         raise ImageError(f"no image files found in {', '.join(str(p) for p in paths)}.")
     return files

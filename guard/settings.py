@@ -37,8 +37,15 @@ SETTINGS: dict[str, tuple[str, str]] = {
     SIGN_KEY: ("the local identity's key", "private key (PEM) of that certificate"),
     SIGN_KEY_PASSWORD: ("none (asked for when the key is encrypted)", "password of an encrypted private key"),
     TSA_URL: ("none: signatures carry no timestamp (offline)", "RFC 3161 timestamp authority used when signing"),
-    TRUST_ANCHORS: ("none", "extra PEM trust anchors for verification: paths or URLs separated by `os.pathsep`"),
-    TRUST_LIST: ("none", "a PEM trust list (path or URL), such as the C2PA trust list"),
+    TRUST_ANCHORS: (
+        "none",
+        "extra PEM trust anchors for verification, added to the lists in force: paths or URLs separated by `,` "
+        "(or `:`)",
+    ),
+    TRUST_LIST: (
+        "the C2PA trust list bundled with the package (or the copy `guard trust update` installed)",
+        "a PEM trust list (path or URL) that replaces the C2PA trust list; the TSA list stays",
+    ),
     CONFORMING_PRODUCTS: ("none", "C2PA conforming products list (JSON, path or URL) the verifier matches"),
     RESOLVER_URL: ("none", "C2PA soft-binding resolution service `guard verify` asks for stripped images"),
 }

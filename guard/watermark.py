@@ -17,7 +17,7 @@ from guard.images import ENCODE_OPTIONS, WRITE_FORMATS, load_image
 from guard.provenance import watermarks
 from guard.provenance.watermarks import WatermarkResult, shared_work
 
-OUTPUT_FORMATS = {suffix: fmt for suffix, fmt in WRITE_FORMATS.items() if fmt not in ("AVIF", "HEIF")}
+MARKED_FORMATS = {suffix: fmt for suffix, fmt in WRITE_FORMATS.items() if fmt not in ("AVIF", "HEIF")}
 """Output suffix -> Pillow format. Lossless formats keep the mark exactly; lossy ones are written at high quality."""
 
 
@@ -65,11 +65,11 @@ def choose_payload(scheme: Any, payload: bytes | None) -> bytes:
 
 
 def output_format(path: Path) -> str:
-    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    fmt = MARKED_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise GuardError(
             f"Cannot tell the image format of {path.name!r}: end the output name in one of "
-            f"{', '.join(sorted(OUTPUT_FORMATS))}."
+            f"{', '.join(sorted(MARKED_FORMATS))}."
         )
     return fmt
 

@@ -49,7 +49,7 @@ def test_importing_every_module_loads_no_guard_module(package):
 def test_user_errors_of_every_layer_map_to_exit_code_2():
     from detectors.errors import DetectorError
     from generation.errors import GenerationError, ModelLoadError
-    from guard.errors import USER_ERRORS, GuardError
+    from guard.errors import GuardError, user_errors
     from policies.errors import PolicyError
 
-    assert set(USER_ERRORS) == {GuardError, PolicyError, DetectorError, ModelLoadError, GenerationError}
+    assert set(user_errors()) == {GuardError, PolicyError, DetectorError, ModelLoadError, GenerationError}

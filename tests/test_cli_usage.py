@@ -1,4 +1,4 @@
-"""Usage mistakes, like bad input, are one `error:` line on stderr and exit code 2 (DESIGN.md)."""
+"""Usage mistakes, like bad input, are one `error:` line on stderr and exit code 2, as for every command."""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from PIL import Image
 
 from guard.errors import ConfigError
 from guard.provenance.credentials.c2pa import (
+    Ingredient,
     TrustConfig,
     c2pa_context,
     make_signer,
@@ -21,8 +21,6 @@ from guard.provenance.credentials.keys import SigningIdentity
 from guard.provenance.credentials.manifest import build_manifest, prompt_sha256
 from guard.provenance.credentials.source_types import DigitalSourceType
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-C2PA_FIXTURES = SHARED / "fixtures" / "c2pa"
 PAYLOAD = bytes.fromhex("0a1b2c3d4e5f")
 
 
@@ -154,7 +152,7 @@ def test_parent_ingredient_carries_its_manifest(signer, identity, anchored):
         "image/jpeg",
         signer,
         identity=identity,
-        ingredient=({"title": "first.jpg", "relationship": "parentOf", "label": "parent"}, first, "image/jpeg"),
+        ingredient=Ingredient(data=first, mime="image/jpeg", title="first.jpg", relationship="parentOf"),
     )
     reading = read_manifest(second, trust=anchored)
     assert reading.state == "Trusted"
@@ -177,9 +175,9 @@ def test_detached_manifest_store_validates_against_the_asset(signer, identity, a
     assert "assertion.dataHash.mismatch" in other_bytes.failure_codes
 
 
-def test_trust_list_replacing_anchors_does_not_trust_our_ca(signer, identity):
+def test_trust_list_replacing_anchors_does_not_trust_our_ca(shared_dir, signer, identity):
     signed, _ = sign_asset(_manifest(), _photo(), "image/jpeg", signer, identity=identity)
-    official = TrustConfig(trust_list=SHARED / "c2pa-conformance" / "C2PA-TRUST-LIST.pem")
+    official = TrustConfig(trust_list=shared_dir / "c2pa-conformance" / "C2PA-TRUST-LIST.pem")
     reading = read_manifest(signed, trust=official)
     assert reading.state == "Valid"
     assert "signingCredential.untrusted" in reading.failure_codes
@@ -205,8 +203,8 @@ def test_bad_trust_configuration_is_a_config_error(tmp_path):
         ("cloud.jpg", True, None, None, "remote"),
     ],
 )
-def test_reference_fixtures_read_as_c2pa_judges_them(name, present, state, failure, error):
-    reading = read_manifest(C2PA_FIXTURES / name)
+def test_reference_fixtures_read_as_c2pa_judges_them(c2pa_dir, name, present, state, failure, error):
+    reading = read_manifest(c2pa_dir / name)
     assert reading.present is present
     assert reading.state == state
     if failure:
@@ -217,8 +215,8 @@ def test_reference_fixtures_read_as_c2pa_judges_them(name, present, state, failu
         assert reading.error is None
 
 
-def test_prerelease_manifest_is_reported_not_raised():
-    reading = read_manifest(SHARED / "fixtures" / "formats" / "prerelease.jpg")
+def test_prerelease_manifest_is_reported_not_raised(shared_dir):
+    reading = read_manifest(shared_dir / "fixtures" / "formats" / "prerelease.jpg")
     assert reading.present and reading.state is None
     assert "pre-release" in reading.error
 

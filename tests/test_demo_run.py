@@ -53,3 +53,24 @@ def test_stripped_copy_leads_back_to_the_original_manifest(report):
     assert document["recovered_original"] is True
     assert stripped["verdict"]["origin"] == "ai-generated"
     assert stripped["verdict"]["strength"] == "strong"
+
+
+def test_generation_runs_behind_the_guard_on_the_tiny_pipeline(report):
+    document, folder = report
+    allowed, refused = document["generate"]
+    assert allowed["decision"] == "allow" and allowed["stage"] == "image"
+    assert (folder / "generated").exists() and allowed["output"].startswith(str(folder / "generated"))
+    assert allowed["watermark"]["payload"] and allowed["manifest_id"].startswith("urn:c2pa:")
+    assert allowed["verify"]["c2pa"]["state"] == "Trusted"
+    assert allowed["verify"]["c2pa"]["manifest_id"] == allowed["manifest_id"]
+    assert allowed["verify"]["verdict"]["origin"] == "ai-generated"
+    assert "tiny random" in allowed["generation"]["model"]
+    assert refused["decision"] == "block" and refused["stage"] == "prompt" and refused["output"] is None
+
+
+def test_terminal_run_gives_one_short_line_per_unavailable_detector(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--keep", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    unavailable = [line for line in result.output.splitlines() if "unavailable" in line]
+    assert unavailable and all(len(line) < 100 and "--json" in line for line in unavailable)
+    assert "Generate behind the guard" in result.output and "not generated" in result.output

@@ -22,7 +22,7 @@ from generation.tiny import TINY_SIZE, save_tiny_pipeline
 from guard.cli import cli
 from guard.errors import GuardError
 from guard.generate import Guard, guard_pipeline
-from guard.protect import Protector, default_scheme
+from guard.protect import Protector
 from guard.provenance.credentials.c2pa import TrustConfig, read_manifest
 from guard.provenance.credentials.keys import SigningIdentity
 from guard.provenance.credentials.manifest import GENERATION_LABEL, POLICY_LABEL, prompt_sha256
@@ -59,7 +59,7 @@ def pipe(tiny_model):
 @pytest.fixture()
 def protector(home, tmp_path):
     with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        yield Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        yield Protector(identity=SigningIdentity.load(home), store=store)
 
 
 @pytest.fixture()
@@ -387,4 +387,5 @@ def test_init_image_that_is_not_an_image_is_one_image_error(tmp_path):
         init_ingredient(fake)
     photo = tmp_path / "init.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo)
-    assert init_ingredient(photo)[1:] == ("image/png", "init.png", "inputTo")
+    ingredient = init_ingredient(photo)
+    assert (ingredient.mime, ingredient.title, ingredient.relationship) == ("image/png", "init.png", "inputTo")

@@ -12,9 +12,9 @@ from generation.devices import choose_device
 from generation.errors import GenerationError, ModelLoadError
 from generation.loading import offline_mode, resolve_model
 from generation.pipeline import GenerationOptions, validate
-from guard.generate import combined, with_policy_terms
+from guard.generate import decide_generated, with_policy_terms
 from guard.redact import BLUR_GRID, blur
-from policies import decide_prompt, load_policy
+from policies import Decision, decide_prompt, load_policy
 
 
 def test_cpu_gets_float32_and_half_precision_on_cpu_is_refused():
@@ -94,12 +94,18 @@ def test_image_decision_is_combined_with_the_prompt_decision():
     policy = load_policy("default")
     prompt = decide_prompt(policy, "a portrait of Joe Biden")
     assert prompt.decision == "review"
-    image = {"decision": "blur", "categories": {"suggestive": "blur"}, "reasons": [{"rule": "r", "category": "c"}]}
-    decision = combined(prompt, image)
-    assert decision["decision"] == "review"
-    assert decision["categories"]["suggestive"] == "blur"
-    assert {r["stage"] for r in decision["reasons"]} == {"prompt", "image"}
-    assert combined(decide_prompt(policy, "a red bicycle"), image)["decision"] == "blur"
+    image = Decision(
+        decision="blur",
+        categories={"suggestive": "blur"},
+        reasons=[{"rule": "r", "category": "c"}],
+        policy_name=policy.name,
+        policy_version=policy.version,
+    )
+    decision = decide_generated(prompt, image)
+    assert decision.decision == "review"
+    assert decision.categories["suggestive"] == "blur"
+    assert {r["stage"] for r in decision.reasons} == {"prompt", "image"}
+    assert decide_generated(decide_prompt(policy, "a red bicycle"), image).decision == "blur"
 
 
 def _astronaut() -> Image.Image:

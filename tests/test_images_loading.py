@@ -5,17 +5,14 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DIR
 from PIL import Image
 
 from guard.errors import ImageError
 from guard.images import DEFAULT_MAX_PIXELS, iter_image_files, load_image
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FORMATS = SHARED / "fixtures" / "formats"
 
 EXPECTED_SIZES = {
     "P1000827.jpg": (1024, 759),
@@ -45,17 +42,17 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
     return message
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in FORMATS.iterdir()))
-def test_every_fixture_format_decodes_to_rgb(name):
-    image = load_image(FORMATS / name)
+@pytest.mark.parametrize("name", sorted(p.name for p in (SHARED_DIR / "fixtures" / "formats").iterdir()))
+def test_every_fixture_format_decodes_to_rgb(formats_dir, name):
+    image = load_image(formats_dir / name)
     assert image.mode == "RGB"
     assert image.size == EXPECTED_SIZES[name]
     pixels = np.asarray(image)
     assert pixels.dtype == np.uint8 and pixels.std() > 5  # real content, not a blank canvas
 
 
-def test_bytes_path_and_pil_inputs_agree():
-    path = FORMATS / "earth_apollo17.jpg"
+def test_bytes_path_and_pil_inputs_agree(formats_dir):
+    path = formats_dir / "earth_apollo17.jpg"
     from_path = np.asarray(load_image(path))
     from_str = np.asarray(load_image(str(path)))
     from_bytes = np.asarray(load_image(path.read_bytes()))
@@ -153,8 +150,8 @@ def test_text_file_is_not_an_image(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
-def test_truncated_data_is_refused(fmt):
-    photo = load_image(FORMATS / "earth_apollo17.jpg")
+def test_truncated_data_is_refused(formats_dir, fmt):
+    photo = load_image(formats_dir / "earth_apollo17.jpg")
     data = _encode(photo, fmt)
     with pytest.raises(ImageError) as exc:
         load_image(data[: len(data) // 2])
@@ -222,9 +219,9 @@ def test_folder_walk_finds_images_recursively_and_keeps_explicit_files(tmp_path)
 
 def test_writers_share_one_format_table_and_their_outputs_read_back(tmp_path):
     from guard.images import ENCODE_OPTIONS, WRITE_FORMATS, load_image
-    from guard.protect import OUTPUT_FORMATS as PROTECT_FORMATS
+    from guard.protect import SIGNED_FORMATS as PROTECT_FORMATS
     from guard.provenance.credentials.c2pa import SIGNABLE_MIME
-    from guard.watermark import OUTPUT_FORMATS as WATERMARK_FORMATS
+    from guard.watermark import MARKED_FORMATS as WATERMARK_FORMATS
 
     assert set(PROTECT_FORMATS.items()) <= set(WRITE_FORMATS.items())
     assert set(WATERMARK_FORMATS.items()) <= set(WRITE_FORMATS.items())

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from guard.errors import GuardError
-from guard.protect import Protector, default_scheme, protect_image
+from guard.protect import Protector, protect_image
 from guard.provenance.credentials.keys import SigningIdentity
 from guard.provenance.credentials.store import ManifestStore
 
@@ -27,7 +27,7 @@ def _run_killed(home: Path, out_dir: Path, when: str) -> subprocess.CompletedPro
         f"""
         import os, signal, sys
         from PIL import Image
-        from guard.protect import Protector, default_scheme, protect_image
+        from guard.protect import Protector, protect_image
         from guard.provenance.credentials.keys import SigningIdentity
         from guard.provenance.credentials.store import ManifestStore
 
@@ -42,7 +42,7 @@ def _run_killed(home: Path, out_dir: Path, when: str) -> subprocess.CompletedPro
 
         ManifestStore.add = add
         store = ManifestStore.open("sqlite:///{out_dir / "store.db"}")
-        protector = Protector(identity=SigningIdentity.load({str(home)!r}), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load({str(home)!r}), store=store)
         image = Image.effect_mandelbrot((256, 256), (-2, -1.5, 1, 1.5), 100).convert("RGB")
         protect_image(image, {str(out_dir / "out.jpg")!r}, protector=protector)
         """
@@ -77,7 +77,7 @@ def test_failed_rename_removes_the_record(home, tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store)
         monkeypatch.setattr("guard.files.os.replace", refuse)
         with pytest.raises(GuardError, match=r"Cannot write .*out\.jpg: Permission denied"):
             protect_image(_image(), tmp_path / "out.jpg", protector=protector)
@@ -100,7 +100,7 @@ def test_failed_signing_writes_nothing(home, tmp_path, monkeypatch):
     # c2pa itself refuses the claim: "first action must be created or opened".
     monkeypatch.setattr(guard.protect, "build_manifest", without_created_action)
     with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store)
         with pytest.raises(GuardError, match="c2pa refused the manifest"):
             protect_image(_image(), tmp_path / "out.jpg", protector=protector)
         assert store.count() == 0

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import io
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from guard.errors import GuardError
-from guard.protect import Protector, default_scheme, protect_image
+from guard.protect import Protector, protect_image
 from guard.provenance.credentials.c2pa import read_manifest
 from guard.provenance.credentials.keys import SigningIdentity
 from guard.provenance.credentials.source_types import DigitalSourceType
 from guard.provenance.credentials.store import ManifestStore
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FORMATS = SHARED / "fixtures" / "formats"
-
 
 @pytest.fixture()
 def protector(home, tmp_path):
     with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        yield Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        yield Protector(identity=SigningIdentity.load(home), store=store)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +84,8 @@ def test_reprotecting_a_signed_image_keeps_it_as_parent(protector, generated, tr
     assert protector.store.count() == 2
 
 
-def test_existing_photo_is_an_edit_with_the_photo_as_parent(protector, trust, tmp_path):
-    result = protector.protect_file(FORMATS / "P1000827.jpg", tmp_path / "photo.jpg", source_type="edit")
+def test_existing_photo_is_an_edit_with_the_photo_as_parent(formats_dir, protector, trust, tmp_path):
+    result = protector.protect_file(formats_dir / "P1000827.jpg", tmp_path / "photo.jpg", source_type="edit")
     reading = read_manifest(result.output, trust=trust)
     assert reading.state == "Trusted"
     assert reading.digital_source_types == []
@@ -98,12 +94,12 @@ def test_existing_photo_is_an_edit_with_the_photo_as_parent(protector, trust, tm
     assert reading.ingredients[0]["title"] == "P1000827.jpg"
 
 
-def test_image_to_image_records_the_init_image_as_input(protector, generated, trust, tmp_path):
+def test_image_to_image_records_the_init_image_as_input(formats_dir, protector, generated, trust, tmp_path):
     result = protect_image(
         generated,
         tmp_path / "i2i.jpg",
         source_type="compositeWithTrainedAlgorithmicMedia",
-        parent_path=FORMATS / "earth_apollo17.jpg",
+        parent_path=formats_dir / "earth_apollo17.jpg",
         protector=protector,
     )
     reading = read_manifest(result.output, trust=trust)
@@ -112,9 +108,9 @@ def test_image_to_image_records_the_init_image_as_input(protector, generated, tr
     assert reading.ingredients[0]["relationship"] == "inputTo"
 
 
-def test_input_is_never_overwritten_unless_in_place(protector, tmp_path):
+def test_input_is_never_overwritten_unless_in_place(formats_dir, protector, tmp_path):
     source = tmp_path / "in.jpg"
-    shutil.copy(FORMATS / "earth_apollo17.jpg", source)
+    shutil.copy(formats_dir / "earth_apollo17.jpg", source)
     before = source.read_bytes()
     with pytest.raises(GuardError, match="--in-place"):
         protector.protect_file(source, source)
@@ -134,22 +130,22 @@ def test_unsupported_output_format_is_refused_before_anything_is_written(protect
     assert not (tmp_path / "out.bmp").exists()
 
 
-def test_input_whose_history_cannot_be_kept_is_refused_in_one_line(protector, tmp_path):
+def test_input_whose_history_cannot_be_kept_is_refused_in_one_line(formats_dir, protector, tmp_path):
     with pytest.raises(GuardError, match="pre-release"):
-        protector.protect_file(FORMATS / "prerelease.jpg", tmp_path / "out.jpg")
+        protector.protect_file(formats_dir / "prerelease.jpg", tmp_path / "out.jpg")
     assert protector.store.count() == 0
 
 
-def test_remote_manifest_input_keeps_its_reference_as_parent(protector, trust, tmp_path):
-    result = protector.protect_file(SHARED / "fixtures" / "c2pa" / "cloud.jpg", tmp_path / "out.jpg")
+def test_remote_manifest_input_keeps_its_reference_as_parent(shared_dir, protector, trust, tmp_path):
+    result = protector.protect_file(shared_dir / "fixtures" / "c2pa" / "cloud.jpg", tmp_path / "out.jpg")
     reading = read_manifest(result.output, trust=trust)
     assert reading.state == "Trusted"
     assert result.has_parent and reading.ingredients[0]["title"] == "cloud.jpg"
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
-def test_colour_profile_of_the_input_is_kept(protector, tmp_path, suffix):
-    source = FORMATS / "earth_apollo17.jpg"
+def test_colour_profile_of_the_input_is_kept(formats_dir, protector, tmp_path, suffix):
+    source = formats_dir / "earth_apollo17.jpg"
     icc = Image.open(source).info["icc_profile"]
     result = protector.protect_file(source, tmp_path / f"out{suffix}")
     assert Image.open(result.output).info.get("icc_profile") == icc

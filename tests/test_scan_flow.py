@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,6 @@ from detectors.base import Detection, DetectorUnavailable, LazyDetector
 from guard.cli import cli
 from guard.scan import assess_images, scan_paths
 from policies import load_policy
-
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
 
 
 class StubDetector(LazyDetector):
@@ -52,7 +49,7 @@ def default():
 
 
 @pytest.fixture(scope="module")
-def photo_dir(tmp_path_factory):
+def photo_dir(formats_dir, tmp_path_factory):
     """Benign real photos (scikit-image, matplotlib, the shared fixtures) in a nested folder."""
     from matplotlib import cbook
     from skimage import data
@@ -62,7 +59,7 @@ def photo_dir(tmp_path_factory):
     for name in ("astronaut", "chelsea", "coffee", "rocket", "camera"):
         Image.fromarray(getattr(data, name)()).save(folder / f"{name}.png")
     shutil.copy(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), folder / "nested" / "grace_hopper.jpg")
-    for path in FIXTURES.glob("*"):
+    for path in formats_dir.glob("*"):
         if path.suffix.lower() in {".jpg", ".png", ".webp", ".avif", ".heic", ".gif"}:
             shutil.copy(path, folder / "nested" / path.name)
     return folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sqlite3
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,13 +16,12 @@ from guard.images import load_image
 from guard.provenance.credentials.fingerprint import fingerprints, hamming
 from guard.provenance.credentials.store import ManifestRecord, ManifestStore, default_url
 
-FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
 PHOTOS = ["P1000827.jpg", "earth_apollo17.jpg", "mars.webp", "sample1.png", "TUSCANY.TIF"]
 
 
 @pytest.fixture(scope="module")
-def photos():
-    return {name: load_image(FORMATS / name) for name in PHOTOS}
+def photos(formats_dir):
+    return {name: load_image(formats_dir / name) for name in PHOTOS}
 
 
 @pytest.fixture()

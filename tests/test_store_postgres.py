@@ -21,8 +21,6 @@ from guard.errors import GuardError
 from guard.provenance.credentials.fingerprint import fingerprints
 from guard.provenance.credentials.store import ManifestRecord, ManifestStore
 
-FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
-
 
 def _pg_bin(name: str) -> str | None:
     found = shutil.which(name)
@@ -85,9 +83,9 @@ def _record(image: Image.Image, n: int, payload: bytes) -> ManifestRecord:
     )
 
 
-def test_postgres_store_round_trip_and_lookups(pg_url):
-    photo = Image.open(FORMATS / "P1000827.jpg").convert("RGB")
-    other = Image.open(FORMATS / "mars.webp").convert("RGB")
+def test_postgres_store_round_trip_and_lookups(formats_dir, pg_url):
+    photo = Image.open(formats_dir / "P1000827.jpg").convert("RGB")
+    other = Image.open(formats_dir / "mars.webp").convert("RGB")
     with ManifestStore.open(pg_url) as store:
         store.add(_record(photo, 1, bytes.fromhex("ffffffffffff")))
         store.add(_record(other, 2, bytes.fromhex("000000000001")))

@@ -13,13 +13,10 @@ from PIL import Image, PngImagePlugin
 from skimage import data as skdata
 
 from guard.cli import cli
-from guard.protect import Protector, default_scheme, protect_image
+from guard.protect import Protector, protect_image
 from guard.provenance.credentials.keys import SigningIdentity, init_identity
 from guard.provenance.credentials.store import ManifestStore
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-C2PA_FIXTURES = SHARED / "fixtures" / "c2pa"
-PRODUCTS = SHARED / "c2pa-conformance" / "conforming-products-list.json"
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
@@ -44,11 +41,11 @@ def hostile_png(tmp_path):
     return path
 
 
-def test_json_and_exit_codes():
-    clean = run(str(C2PA_FIXTURES / "C.jpg"), "--json")
+def test_json_and_exit_codes(c2pa_dir):
+    clean = run(str(c2pa_dir / "C.jpg"), "--json")
     assert clean.exit_code == 0, clean.output
     assert json.loads(clean.output)["c2pa"]["state"] == "Valid"
-    tampered = run(str(C2PA_FIXTURES / "XCA.jpg"), "--json")
+    tampered = run(str(c2pa_dir / "XCA.jpg"), "--json")
     assert tampered.exit_code == 1
     report = json.loads(tampered.output)
     for field in ("path", "c2pa", "watermarks", "recovered", "metadata", "synthetic", "signals", "verdict"):
@@ -56,8 +53,8 @@ def test_json_and_exit_codes():
     assert set(report["verdict"]) >= {"origin", "strength", "integrity", "reasons"}
 
 
-def test_terminal_report_names_verdict_and_failures():
-    result = run(str(C2PA_FIXTURES / "E-sig-CA.jpg"))
+def test_terminal_report_names_verdict_and_failures(c2pa_dir):
+    result = run(str(c2pa_dir / "E-sig-CA.jpg"))
     assert result.exit_code == 1
     assert "tampered" in result.output and "claimSignature.mismatch" in result.output
     assert "A.jpg" in result.output  # the history tree
@@ -76,11 +73,11 @@ def test_html_report_is_self_contained_and_escaped(hostile_png, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report.html")]  # no temporary left
 
 
-def test_many_files_give_json_lines_and_exit_2_when_one_is_unreadable(tmp_path):
+def test_many_files_give_json_lines_and_exit_2_when_one_is_unreadable(c2pa_dir, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     for name in ("A.jpg", "C.jpg"):
-        (folder / name).write_bytes((C2PA_FIXTURES / name).read_bytes())
+        (folder / name).write_bytes((c2pa_dir / name).read_bytes())
     (folder / "broken.jpg").write_bytes(b"not an image at all")
     result = run(str(folder))
     lines = [json.loads(line) for line in result.output.strip().splitlines()]
@@ -89,7 +86,7 @@ def test_many_files_give_json_lines_and_exit_2_when_one_is_unreadable(tmp_path):
     assert result.exit_code == 2
     (folder / "broken.jpg").unlink()
     assert run(str(folder)).exit_code == 0
-    (folder / "XCA.jpg").write_bytes((C2PA_FIXTURES / "XCA.jpg").read_bytes())
+    (folder / "XCA.jpg").write_bytes((c2pa_dir / "XCA.jpg").read_bytes())
     assert run(str(folder)).exit_code == 1
 
 
@@ -97,30 +94,37 @@ def test_many_files_give_json_lines_and_exit_2_when_one_is_unreadable(tmp_path):
     ("args", "message"),
     [
         (["/nonexistent/x.jpg"], "no such file"),
-        ([str(C2PA_FIXTURES), "--html", str(C2PA_FIXTURES / "C.jpg")], "--html"),
-        ([str(C2PA_FIXTURES / "C.jpg"), "--trust-anchors", "/nonexistent.pem"], "trust anchors"),
-        ([str(C2PA_FIXTURES / "C.jpg"), "--trust-config", "/nonexistent.cfg"], "trust configuration"),
-        ([str(C2PA_FIXTURES / "C.jpg"), "--conforming-products", "/nonexistent.json"], "conforming products"),
-        ([str(C2PA_FIXTURES / "C.jpg"), "--resolver", "ftp://x"], "resolver URL"),
+        (["{c2pa}", "--html", "{c2pa}/C.jpg"], "--html"),
+        (["{c2pa}/C.jpg", "--trust-anchors", "/nonexistent.pem"], "trust anchors"),
+        (["{c2pa}/C.jpg", "--trust-config", "/nonexistent.cfg"], "trust configuration"),
+        (["{c2pa}/C.jpg", "--conforming-products", "/nonexistent.json"], "conforming products"),
+        (["{c2pa}/C.jpg", "--resolver", "ftp://x"], "resolver URL"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args, message):
-    result = run(*args)
+def test_bad_input_is_one_line_and_exit_2(c2pa_dir, args, message):
+    result = run(*(arg.format(c2pa=c2pa_dir) for arg in args))
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
 
 
-def test_trust_anchor_and_conforming_product(tmp_path):
+def test_trust_anchor_and_conforming_product(conformance_dir, tmp_path):
     """A signer whose certificate names a conforming product is `yes` only when it chains to a trust anchor."""
     home = tmp_path / "vendor"
     init_identity(home, organization="OpenAI OpCo, LLC", common_name="OpenAI Media Service")
     with ManifestStore.open(f"sqlite:///{tmp_path / 'vendor.db'}") as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store)
         result = protect_image(Image.fromarray(skdata.astronaut()), tmp_path / "gen.jpg", protector=protector)
     anchor = str(home / "keys" / "ca.pem")
     trusted = json.loads(
-        run(str(result.output), "--json", "--trust-anchors", anchor, "--conforming-products", str(PRODUCTS)).output
+        run(
+            str(result.output),
+            "--json",
+            "--trust-anchors",
+            anchor,
+            "--conforming-products",
+            str(conformance_dir / "conforming-products-list.json"),
+        ).output
     )
     assert trusted["c2pa"]["state"] == "Trusted"
     product = trusted["c2pa"]["conforming_product"]
@@ -130,7 +134,14 @@ def test_trust_anchor_and_conforming_product(tmp_path):
         "OpenAI OpCo, LLC",
     )
     assert trusted["trust"]["anchors"][0] == anchor
-    untrusted = json.loads(run(str(result.output), "--json", "--conforming-products", str(PRODUCTS)).output)
+    untrusted = json.loads(
+        run(
+            str(result.output),
+            "--json",
+            "--conforming-products",
+            str(conformance_dir / "conforming-products-list.json"),
+        ).output
+    )
     assert untrusted["c2pa"]["state"] == "Valid"
     assert untrusted["c2pa"]["conforming_product"]["status"] == "unknown"
     assert "trust anchor" in untrusted["c2pa"]["conforming_product"]["reason"]
@@ -138,23 +149,23 @@ def test_trust_anchor_and_conforming_product(tmp_path):
     assert unconfigured["c2pa"]["conforming_product"]["status"] == "unknown"
 
 
-def test_official_trust_list_and_allowed_list_are_accepted():
-    trust_list = str(SHARED / "c2pa-conformance" / "C2PA-TRUST-LIST.pem")
-    result = run(str(C2PA_FIXTURES / "C.jpg"), "--json", "--trust-anchors", trust_list)
+def test_official_trust_list_and_allowed_list_are_accepted(c2pa_dir, shared_dir):
+    trust_list = str(shared_dir / "c2pa-conformance" / "C2PA-TRUST-LIST.pem")
+    result = run(str(c2pa_dir / "C.jpg"), "--json", "--trust-anchors", trust_list)
     report = json.loads(result.output)
     assert report["c2pa"]["state"] == "Valid"  # the test signer is not under the official list
     assert "signingCredential.untrusted" in {f["code"] for f in report["c2pa"]["failures"]}
 
 
-def test_verify_never_creates_a_store(tmp_path):
-    assert run(str(C2PA_FIXTURES / "A.jpg"), "--json").exit_code == 0
+def test_verify_never_creates_a_store(c2pa_dir, tmp_path):
+    assert run(str(c2pa_dir / "A.jpg"), "--json").exit_code == 0
     assert not (tmp_path / "home").exists()
 
 
-def test_library_entry_points_for_the_demo():
+def test_library_entry_points_for_the_demo(c2pa_dir):
     from guard.verify import render_terminal, verify_file
 
-    report = verify_file(C2PA_FIXTURES / "CA.jpg", classifier=False)
+    report = verify_file(c2pa_dir / "CA.jpg", classifier=False)
     buffer = io.StringIO()
     from rich.console import Console
 
@@ -162,7 +173,7 @@ def test_library_entry_points_for_the_demo():
     assert "CA.jpg" in buffer.getvalue() and "parentOf: A.jpg" in buffer.getvalue()
 
 
-def test_trust_anchors_and_products_list_by_url(tmp_path):
+def test_trust_anchors_and_products_list_by_url(conformance_dir, tmp_path):
     """Paths or URLs, as c2patool takes them: served here by a local HTTP server."""
     import functools
     import threading
@@ -171,12 +182,12 @@ def test_trust_anchors_and_products_list_by_url(tmp_path):
     home = tmp_path / "vendor"
     init_identity(home, organization="OpenAI OpCo, LLC", common_name="OpenAI Media Service")
     with ManifestStore.open(f"sqlite:///{tmp_path / 'vendor.db'}") as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store)
         result = protect_image(Image.fromarray(skdata.astronaut()), tmp_path / "gen.jpg", protector=protector)
     served = tmp_path / "served"
     served.mkdir()
     (served / "ca.pem").write_bytes((home / "keys" / "ca.pem").read_bytes())
-    (served / "products.json").write_bytes(PRODUCTS.read_bytes())
+    (served / "products.json").write_bytes((conformance_dir / "conforming-products-list.json").read_bytes())
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args):
@@ -262,22 +273,22 @@ def test_remote_manifest_is_fetched_only_when_asked(tmp_path):
     assert (verdict["origin"], verdict["strength"], verdict["integrity"]) == ("ai-generated", "strong", "intact")
 
 
-def test_html_shows_the_signed_thumbnail_beside_the_file(tmp_path):
+def test_html_shows_the_signed_thumbnail_beside_the_file(c2pa_dir, tmp_path):
     """XCA.jpg's pixels changed after signing: the page puts the manifest's own thumbnail next to the file."""
     page = tmp_path / "xca.html"
-    result = run(str(C2PA_FIXTURES / "XCA.jpg"), "--json", "--html", str(page))
+    result = run(str(c2pa_dir / "XCA.jpg"), "--json", "--html", str(page))
     assert json.loads(result.output)["c2pa"]["thumbnail"] == {"format": "image/jpeg", "bytes": 49690}
     html = page.read_text()
     assert html.count("<figure") == 2 and "thumbnail in the signed manifest" in html
     assert html.count("data:image/jpeg;base64,") == 2
 
 
-def test_html_pages_for_a_folder(tmp_path):
+def test_html_pages_for_a_folder(c2pa_dir, tmp_path):
     folder = tmp_path / "in"
     (folder / "a").mkdir(parents=True)
     (folder / "b").mkdir()
     for sub in ("a", "b"):
-        (folder / sub / "C.jpg").write_bytes((C2PA_FIXTURES / "C.jpg").read_bytes())
+        (folder / sub / "C.jpg").write_bytes((c2pa_dir / "C.jpg").read_bytes())
     pages = tmp_path / "pages"
     result = run(str(folder), "--html", str(pages))
     assert result.exit_code == 0, result.output
@@ -292,12 +303,29 @@ def test_folder_without_images_is_one_line_and_exit_2(tmp_path):
     assert result.output.strip().splitlines() == [f"error: no image files found in {tmp_path}."]
 
 
-def test_html_report_never_overwrites_the_image_it_verifies(tmp_path):
+def test_html_report_never_overwrites_the_image_it_verifies(c2pa_dir, tmp_path):
     image = tmp_path / "C.jpg"
-    image.write_bytes((C2PA_FIXTURES / "C.jpg").read_bytes())
+    image.write_bytes((c2pa_dir / "C.jpg").read_bytes())
     result = run(str(image), "--html", str(image))
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         f"error: --html {image} is the image being verified; give another file for the report."
     ]
-    assert image.read_bytes() == (C2PA_FIXTURES / "C.jpg").read_bytes()
+    assert image.read_bytes() == (c2pa_dir / "C.jpg").read_bytes()
+
+
+def test_python_api_gives_what_the_command_prints(c2pa_dir, tmp_path):
+    """`Verifier.from_env` + `verify_paths` is what `guard verify DIR --json` runs: same records, in order."""
+    from guard.verify import Verifier, verify_paths
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("C.jpg", "XCA.jpg"):
+        (folder / name).write_bytes((c2pa_dir / name).read_bytes())
+    (folder / "broken.png").write_text("not an image")
+    printed = [json.loads(line) for line in run(str(folder), "--json").output.splitlines() if line.strip()]
+    with Verifier.from_env(classifier=False) as verifier:
+        library = [outcome.to_dict() for outcome in verify_paths([folder], verifier)]
+    assert json.loads(json.dumps(library, default=str)) == printed
+    assert [Path(r["path"]).name for r in library] == ["C.jpg", "XCA.jpg", "broken.png"]
+    assert "error" in library[2]

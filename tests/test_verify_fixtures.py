@@ -14,6 +14,7 @@ import c2pa
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import SHARED_DIR
 
 from guard.cli import cli
 from guard.verify import Verifier
@@ -21,12 +22,6 @@ from guard.verify import signals as sig
 from guard.verify.conformance import ConformingProducts
 from guard.verify.trust import VerifyTrust
 from guard.verify.verdict import INTEGRITY, ORIGINS, STRENGTHS
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-C2PA_FIXTURES = SHARED / "fixtures" / "c2pa"
-FORMATS = SHARED / "fixtures" / "formats"
-CONFORMANCE = SHARED / "c2pa-conformance"
-RUBRICS = CONFORMANCE / "asset-rubrics"
 
 # file: (manifest present, state, failure codes that must be reported, integrity, ingredients at the top)
 EXPECTED = {
@@ -51,11 +46,11 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def verify():
+def verify(conformance_dir):
     """Each file's report, verified once for the whole module (the full verifier, every watermark scheme)."""
     verifier = Verifier(
         trust=VerifyTrust(),
-        products=ConformingProducts.load(CONFORMANCE / "conforming-products-list.json"),
+        products=ConformingProducts.load(conformance_dir / "conforming-products-list.json"),
     )
     reports: dict[Path, dict] = {}
 
@@ -75,21 +70,21 @@ def c2pa_rs_codes(path: Path) -> set[str]:
     return {s["code"] for s in store.get("validation_status") or []}
 
 
-def test_every_c2pa_fixture_is_covered():
-    assert sorted(p.name for p in C2PA_FIXTURES.glob("*.jpg")) == sorted(EXPECTED)
+def test_every_c2pa_fixture_is_covered(c2pa_dir):
+    assert sorted(p.name for p in c2pa_dir.glob("*.jpg")) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_c2pa_fixture_verdict(verify, name):
+def test_c2pa_fixture_verdict(c2pa_dir, verify, name):
     present, state, codes, integrity, ingredients = EXPECTED[name]
-    report = verify(C2PA_FIXTURES / name)
+    report = verify(c2pa_dir / name)
     c2pa_part = report["c2pa"]
     assert c2pa_part["present"] is present
     assert c2pa_part["state"] == state
     reported = {f["code"] for f in c2pa_part["failures"]}
     assert codes <= reported
     if state is not None:
-        assert reported == c2pa_rs_codes(C2PA_FIXTURES / name)
+        assert reported == c2pa_rs_codes(c2pa_dir / name)
         assert all(f["explanation"] and f["where"] for f in c2pa_part["failures"])
         assert c2pa_part["signer"]["common_name"] == "C2PA Signer"
         assert c2pa_part["claim_generator"]
@@ -106,28 +101,28 @@ def test_c2pa_fixture_verdict(verify, name):
         assert any(code in " ".join(verdict["reasons"]) for code in codes)
 
 
-def test_history_tree_and_plain_words(verify):
-    report = verify(C2PA_FIXTURES / "CA.jpg")
+def test_history_tree_and_plain_words(c2pa_dir, verify):
+    report = verify(c2pa_dir / "CA.jpg")
     (parent,) = report["c2pa"]["ingredients"]
     assert parent["title"] == "A.jpg" and parent["relationship"] == "parentOf" and parent["manifest_id"] is None
     assert "provenance unknown" in parent["note"]
     assert [a["action"] for a in report["c2pa"]["actions"]] == ["c2pa.opened", "c2pa.color_adjustments"]
     assert "mediaUnknownProvenance" in report["signals"]["inception"]
 
-    nested = verify(C2PA_FIXTURES / "CACAE-uri-CA.jpg")["c2pa"]["ingredients"]
+    nested = verify(c2pa_dir / "CACAE-uri-CA.jpg")["c2pa"]["ingredients"]
     assert nested[0]["relationship"] == "componentOf"
     assert nested[0]["ingredients"][0]["title"] == "E-uri-CA.jpg"
     assert nested[0]["ingredients"][0]["ingredients"][0]["title"] == "A.jpg"
 
-    xca = verify(C2PA_FIXTURES / "XCA.jpg")["c2pa"]["failures"]
+    xca = verify(c2pa_dir / "XCA.jpg")["c2pa"]["failures"]
     mismatch = next(f for f in xca if f["code"] == "assertion.dataHash.mismatch")
     assert "changed after signing" in mismatch["explanation"]
-    cie = verify(C2PA_FIXTURES / "CIE-sig-CA.jpg")["c2pa"]["failures"]
+    cie = verify(c2pa_dir / "CIE-sig-CA.jpg")["c2pa"]["failures"]
     assert any(f["code"] == "claimSignature.mismatch" and f["where"] == 'ingredient "E-sig-CA.jpg"' for f in cie)
 
 
-def test_capture_claim_and_no_authenticity_from_absence(verify):
-    captured = verify(C2PA_FIXTURES / "C_with_CAWG_data.jpg")
+def test_capture_claim_and_no_authenticity_from_absence(c2pa_dir, verify):
+    captured = verify(c2pa_dir / "C_with_CAWG_data.jpg")
     assert captured["signals"]["inception"] == ["capturedMedia"]
     assert (captured["verdict"]["origin"], captured["verdict"]["strength"]) == ("captured (claimed)", "moderate")
     (identity,) = captured["c2pa"]["identities"]
@@ -138,7 +133,7 @@ def test_capture_claim_and_no_authenticity_from_absence(verify):
     )
     assert "cawg.training-mining" in identity["referenced_assertions"]
     assert captured["c2pa"]["training_mining"]["cawg.ai_generative_training"] == "notAllowed"
-    algorithmic = verify(C2PA_FIXTURES / "C.jpg")
+    algorithmic = verify(c2pa_dir / "C.jpg")
     assert (algorithmic["verdict"]["origin"], algorithmic["verdict"]["strength"]) == ("unknown", "none")
     for report in (captured, algorithmic):
         text = json.dumps(report["verdict"]).lower()
@@ -146,15 +141,15 @@ def test_capture_claim_and_no_authenticity_from_absence(verify):
         assert "human-made" not in text.replace("authentic or human-made", "")
 
 
-def test_remote_manifest_is_named_not_fetched(verify):
-    report = verify(C2PA_FIXTURES / "cloud.jpg")
+def test_remote_manifest_is_named_not_fetched(c2pa_dir, verify):
+    report = verify(c2pa_dir / "cloud.jpg")
     assert report["c2pa"]["remote_url"].startswith("https://cai-manifests.adobe.com/")
     assert report["c2pa"]["remote_fetched"] is False
     assert "not fetched offline" in report["c2pa"]["error"]
     assert report["trust"]["remote_manifests"] == "not fetched (offline)"
 
 
-@pytest.mark.parametrize("path", sorted(FORMATS.iterdir()), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((SHARED_DIR / "fixtures" / "formats").iterdir()), ids=lambda p: p.name)
 def test_every_format_is_handled_or_refused_in_one_line(path, tmp_path, monkeypatch):
     monkeypatch.setenv("GUARD_HOME", str(tmp_path))
     result = CliRunner().invoke(cli, ["verify", str(path), "--json", "--no-classifier"])
@@ -173,26 +168,26 @@ def test_every_format_is_handled_or_refused_in_one_line(path, tmp_path, monkeypa
     assert not list(tmp_path.iterdir())  # verify never creates a store or any file
 
 
-def test_camera_metadata_is_a_weak_claim_only(verify):
-    report = verify(FORMATS / "P1000827.jpg")
+def test_camera_metadata_is_a_weak_claim_only(formats_dir, verify):
+    report = verify(formats_dir / "P1000827.jpg")
     assert report["metadata"]["exif"]["Make"] == "Panasonic"
     assert (report["verdict"]["origin"], report["verdict"]["strength"]) == ("captured (claimed)", "weak")
     assert report["verdict"]["integrity"] == "no credentials"
 
 
-def _variables(name: str) -> dict:
-    return yaml.safe_load((RUBRICS / name).read_text())["variables"]
+def _variables(rubrics: Path, name: str) -> dict:
+    return yaml.safe_load((rubrics / name).read_text())["variables"]
 
 
-def test_signal_tables_are_the_rubrics():
-    actions = _variables("globals-actions.yml")
+def test_signal_tables_are_the_rubrics(conformance_dir):
+    actions = _variables(conformance_dir / "asset-rubrics", "globals-actions.yml")
     assert tuple(actions["$inception_actions"]) == sig.INCEPTION_ACTIONS
     assert tuple(actions["$non_editorial_actions"]) == sig.NON_EDITORIAL_ACTIONS
-    signal_vars = _variables("globals-signals.yml")
+    signal_vars = _variables(conformance_dir / "asset-rubrics", "globals-signals.yml")
     assert tuple(signal_vars["$genai_dst_types"]) == sig.GENAI_DST
     assert tuple(signal_vars["$possibly_genai_dst_types"]) == sig.POSSIBLY_GENAI_DST
     names = set()
-    for path in RUBRICS.glob("signal-*-local.yml"):
+    for path in (conformance_dir / "asset-rubrics").glob("signal-*-local.yml"):
         kind, name = path.stem.removeprefix("signal-").removesuffix("-local").split("-", 1)
         names.add(name)
         statement = list(yaml.safe_load_all(path.read_text()))[1][0]
@@ -204,10 +199,10 @@ def test_signal_tables_are_the_rubrics():
     assert names == set(sig.INCEPTION) | set(sig.TRANSFORMATION)
 
 
-def test_integrity_tables_are_the_rubrics():
+def test_integrity_tables_are_the_rubrics(conformance_dir):
     from guard.verify import integrity
 
-    variables = _variables("globals.yml")
+    variables = _variables(conformance_dir / "asset-rubrics", "globals.yml")
     assert tuple(variables["$well_formed_error_codes"]) == integrity.WELL_FORMED_ERROR_CODES
     assert tuple(variables["$valid_error_codes"]) == integrity.VALID_ERROR_CODES
     assert tuple(variables["$trust_error_codes"]) == integrity.TRUST_ERROR_CODES
@@ -221,8 +216,8 @@ def test_integrity_tables_are_the_rubrics():
         ("E-sig-CA.jpg", {"well_formed": True, "valid": True, "trusted": False}),
     ],
 )
-def test_integrity_rubric_levels(verify, name, levels):
-    rubric = verify(C2PA_FIXTURES / name)["c2pa"]["rubric_integrity"]
+def test_integrity_rubric_levels(c2pa_dir, verify, name, levels):
+    rubric = verify(c2pa_dir / name)["c2pa"]["rubric_integrity"]
     assert {k: rubric[k] for k in levels} == levels
     if name == "XCA.jpg":
         assert rubric["failed_by"]["valid"] == ["assertion.dataHash.mismatch"]

@@ -18,7 +18,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from guard.cli import cli
-from guard.protect import Protector, default_scheme, protect_image
+from guard.protect import Protector, protect_image
 from guard.provenance.credentials.c2pa import TrustConfig
 from guard.provenance.credentials.fingerprint import fingerprints
 from guard.provenance.credentials.keys import SigningIdentity, init_identity
@@ -44,7 +44,7 @@ def protected(home, tmp_path_factory):
     """A generated-image stand-in, protected once: (result, stripped copy, the store's record)."""
     folder = tmp_path_factory.mktemp("protected")
     with ManifestStore.open(f"sqlite:///{folder / 'origin.db'}") as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store)
         result = protect_image(
             Image.fromarray(skdata.astronaut()),
             folder / "gen.png",
@@ -282,7 +282,7 @@ def test_clean_photo_has_no_origin_and_no_false_watermark(protected, tmp_path, h
 @pytest.mark.parametrize("suffix", [".png", ".webp", ".tif", ".avif", ".heic"])
 def test_protected_files_in_every_output_format_verify_as_trusted(home, trust, tmp_path, suffix):
     with ManifestStore.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        protector = Protector(identity=SigningIdentity.load(home), store=store, scheme=default_scheme())
+        protector = Protector(identity=SigningIdentity.load(home), store=store)
         picture = Image.fromarray(skdata.astronaut()).resize((320, 320))
         result = protect_image(picture, tmp_path / f"out{suffix}", protector=protector)
         report = verify_file(result.output, trust=trust, store=store)
@@ -298,7 +298,7 @@ def test_credentials_swapped_on_a_protected_image_are_caught(protected, trust, t
     """Someone strips a protected AI image and signs it again, claiming a camera capture: the watermark still
     names the original manifest, and the AI claim wins."""
     from guard.provenance.credentials.c2pa import make_signer, sign_asset
-    from guard.provenance.credentials.manifest import IPTC
+    from guard.provenance.credentials.source_types import DigitalSourceType
 
     result, stripped, record = protected
     forger = tmp_path / "forger"
@@ -309,7 +309,9 @@ def test_credentials_swapped_on_a_protected_image_are_caught(protected, trust, t
         "assertions": [
             {
                 "label": "c2pa.actions.v2",
-                "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": IPTC + "digitalCapture"}]},
+                "data": {
+                    "actions": [{"action": "c2pa.created", "digitalSourceType": DigitalSourceType.DIGITAL_CAPTURE.uri}]
+                },
             }
         ],
     }

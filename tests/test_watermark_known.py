@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import pywt
 import skimage.data
+from conftest import SHARED_DIR
 from imwatermark import WatermarkDecoder, WatermarkEncoder
 from PIL import Image, ImageDraw, ImageOps
 
@@ -19,8 +20,6 @@ from guard.errors import GuardError
 from guard.images import load_image
 from guard.provenance.watermarks import KNOWN_SCHEMES, decode_all, get_scheme, known_marks
 from guard.provenance.watermarks.dwtdct import decode_bits, decode_votes, haar_approximation, tally
-
-FIXTURES = "/work/shared/fixtures/formats"
 
 
 def photos() -> dict[str, Image.Image]:
@@ -32,7 +31,7 @@ def photos() -> dict[str, Image.Image]:
     found["grace_hopper"] = load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     for name in ("P1000827.jpg", "earth_apollo17.jpg"):
         try:
-            found[name] = load_image(f"{FIXTURES}/{name}")
+            found[name] = load_image(SHARED_DIR / "fixtures" / "formats" / name)
         except Exception:  # the fixtures folder is shared; the skimage photos suffice without it
             continue
     return {name: image.convert("RGB") for name, image in found.items()}
@@ -153,8 +152,8 @@ def test_stratified_tails_are_the_exact_null_distribution():
 def test_a_pattern_repeating_with_the_message_is_not_a_mark():
     """8x8-pixel blocks of two colours, the colour that reads 1 chosen more often in the block columns where
     "StableDiffusionV1" has more 1-bits (bit n mod 8 follows the column mod 8 at a width of 64 blocks): the
-    unstratified rank test gives p = 1.4e-10 here and 101 of 136 majority bits match (the old count fired at
-    96); within strata the image shows nothing."""
+    unstratified rank test gives p = 1.4e-10 here and 101 of 136 majority bits match (a k-of-n bit count at
+    the same bound fires at 96); within strata the image shows nothing."""
     message = get_scheme("sd-v1").bits
     share_of_ones = np.array([message[k::8].mean() for k in range(8)])
     ones_colour = np.random.default_rng(0).random((64, 64)) < share_of_ones[np.arange(64) % 8][None, :]

@@ -8,7 +8,7 @@ import sys
 import click
 
 from guard import __version__
-from guard.errors import USER_ERRORS
+from guard.errors import user_errors
 
 COMMANDS: dict[str, str] = {
     "check-prompt": "guard.cli.check_prompt:check_prompt",
@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "keys": "guard.cli.keys:keys",
     "protect": "guard.cli.protect:protect",
     "scan": "guard.cli.scan:scan",
+    "trust": "guard.cli.trust:trust",
     "verify": "guard.cli.verify:verify",
     "watermark": "guard.cli.watermark:watermark",
 }
@@ -56,7 +57,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
+        except user_errors() as exc:
             click.echo(f"error: {' '.join(str(exc).split())}", err=True)  # one line, whatever the message holds
             ctx.exit(2)
 

@@ -7,9 +7,7 @@ from collections.abc import Iterator
 
 import click
 
-from guard.cli.common import emit_json, exit_code_for, json_option, policy_option
-
-_COLOURS = {"allow": "green", "blur": "yellow", "review": "yellow", "block": "red"}
+from guard.cli.common import DECISION_COLOURS, emit_json, exit_code_for, json_option, policy_option
 
 
 def _clean(text: str) -> str:
@@ -23,7 +21,7 @@ def _stdin_lines() -> Iterator[str]:
 
 
 def _human_line(prompt: str, result: dict) -> str:
-    label = click.style(f"{result['decision'].upper():<6}", fg=_COLOURS[result["decision"]], bold=True)
+    label = click.style(f"{result['decision'].upper():<6}", fg=DECISION_COLOURS[result["decision"]], bold=True)
     shown = prompt if len(prompt) <= 80 else prompt[:77] + "..."
     why = "; ".join(
         f"{r['category']}: {r['rule']} {r['evidence']!r}"

@@ -8,9 +8,7 @@ from typing import Any
 
 import click
 
-from guard.cli.common import emit_json, json_option, policy_option
-
-_COLOURS = {"allow": "green", "blur": "yellow", "review": "yellow", "block": "red"}
+from guard.cli.common import DECISION_COLOURS, emit_json, json_option, policy_option
 
 
 @click.command("demo")
@@ -24,10 +22,11 @@ _COLOURS = {"allow": "green", "blur": "yellow", "review": "yellow", "block": "re
 )
 @json_option
 def demo(policy_ref: str | None, keep_dir: Path | None, as_json: bool) -> None:
-    """Check example prompts, then scan, protect, strip and verify a bundled sample photo.
+    """Check example prompts, generate behind the guard, then scan, protect, strip and verify a sample photo.
 
-    Runs offline with the embedded models and a fresh signing identity made for the demo; your own keys and
-    manifest store are not touched.
+    Runs offline with the embedded models, the bundled tiny diffusion pipeline (random weights: its images
+    are noise, it shows the flow) and a fresh signing identity made for the demo; your own keys and manifest
+    store are not touched.
     """
     from policies import load_policy
 
@@ -60,27 +59,31 @@ def _run(policy, folder: Path, as_json: bool) -> dict[str, Any]:
     report["prompts"] = steps.check_prompts(policy)
     _prompt_table(console, report["prompts"])
 
-    _title(console, 2, f"Scan the sample ({sample.name}: {steps.SAMPLE_CREDIT})")
-    report["scan"] = steps.scan(policy, sample)
-    _scan_summary(console, report["scan"])
-
-    _title(console, 3, "Protect: invisible watermark + signed Content Credentials + manifest store")
+    _title(console, 2, "Generate behind the guard (tiny offline pipeline with random weights: the image is noise)")
     home.init()
+    report["generate"] = steps.generate(home, policy, folder / "generated")
+    _generation_summary(console, report["generate"])
+
+    _title(console, 3, f"Scan an upload ({sample.name}: {steps.SAMPLE_CREDIT})")
+    report["scan"] = steps.scan(policy, sample)
+    _scan_summary(console, report["scan"], policy)
+
+    _title(console, 4, "Protect: invisible watermark + signed Content Credentials + manifest store")
     report["protect"] = steps.protect(home, sample, protected, _decision_only(report["scan"]))
     mark = report["protect"]["watermark"]
     console.print(f"  wrote {protected.name}: manifest {report['protect']['manifest_id']}")
     console.print(f"  watermark {mark['scheme']}, payload {mark['payload']} (its key in the manifest store)")
 
-    _title(console, 4, "Verify the protected file")
+    _title(console, 5, "Verify the protected file")
     report["verify_protected"] = steps.verify(home, protected)
     _verify_summary(console, report["verify_protected"])
 
     how = f"metadata dropped, resized to {int(steps.STRIP_SCALE * 100)}%, JPEG {steps.STRIP_QUALITY}"
-    _title(console, 5, f"Strip it as a platform would: {how}")
+    _title(console, 6, f"Strip it as a platform would: {how}")
     report["strip"] = steps.strip_metadata(protected, stripped)
     console.print(f"  wrote {stripped.name}: {report['strip']['size'][0]}x{report['strip']['size'][1]}, no metadata")
 
-    _title(console, 6, "Verify the stripped copy: the watermark leads back to the original credentials")
+    _title(console, 7, "Verify the stripped copy: the watermark leads back to the original credentials")
     report["verify_stripped"] = steps.verify(home, stripped)
     _verify_summary(console, report["verify_stripped"])
     recovered = (report["verify_stripped"].get("recovered") or {}).get("manifest_id")
@@ -107,22 +110,41 @@ def _prompt_table(console, results: list[dict[str, Any]]) -> None:
     table.add_column("prompt")
     table.add_column("why")
     for result in results:
-        colour = _COLOURS[result["decision"]]
+        colour = DECISION_COLOURS[result["decision"]]
         why = "; ".join(f"{r['category']}: {r['rule']} ({r['evidence']!r})" for r in result["reasons"])
         table.add_row(f"[{colour}]{result['decision']}[/]", result["prompt"], why or "-")
     console.print(table)
 
 
-def _scan_summary(console, assessment: dict[str, Any]) -> None:
+def _generation_summary(console, records: list[dict[str, Any]]) -> None:
+    for record in records:
+        colour = DECISION_COLOURS[record["decision"]]
+        console.print(f"  [{colour}]{record['decision']}[/] {record['prompt']!r}")
+        if record["output"] is None:
+            why = "; ".join(f"{r['category']}: {r['rule']}" for r in record["reasons"])
+            console.print(f"    not generated: the prompt was refused before any model ran ({why})")
+            continue
+        mark = record["watermark"] or {}
+        console.print(
+            f"    {Path(record['output']).name}: seed {record['seed']}, {record['generation'].get('steps')} steps, "
+            f"watermark {mark.get('scheme')} {mark.get('payload')}, manifest {record['manifest_id']}"
+        )
+        verdict = (record.get("verify") or {}).get("verdict") or {}
+        state = ((record.get("verify") or {}).get("c2pa") or {}).get("state")
+        console.print(f"    verified: credentials {state}, {verdict.get('origin')} ({verdict.get('strength')})")
+
+
+def _scan_summary(console, assessment: dict[str, Any], policy) -> None:
     for name, status in assessment.get("detectors", {}).items():
         state = status.get("status", "ok") if isinstance(status, dict) else status
         if state != "ok":
-            reason = status.get("reason", "") if isinstance(status, dict) else ""
-            console.print(f"  {name}: [yellow]{state}[/] {reason}")
+            config = policy.detectors.get(name)
+            kind = "required" if config is not None and config.required else "optional"
+            console.print(f"  {name}: [yellow]{state}[/] ({kind}; the reason is in --json)")
     for detector, labels in assessment.get("scores", {}).items():
         shown = ", ".join(f"{label} {score:.3f}" for label, score in labels.items() if isinstance(score, float))
         console.print(f"  {detector}: {shown or 'no labels'}")
-    colour = _COLOURS[assessment["decision"]]
+    colour = DECISION_COLOURS[assessment["decision"]]
     console.print(f"  decision: [{colour}]{assessment['decision']}[/]")
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import click
 
 from guard.cli.common import emit_json, json_option
+from guard.provenance.credentials.manifest import EDIT
+from guard.provenance.credentials.source_types import DigitalSourceType
 
 SOURCE_TYPES = {
-    "generated": "trainedAlgorithmicMedia",
-    "composite": "compositeWithTrainedAlgorithmicMedia",
-    "edit": "edit",
+    "generated": DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA,
+    "composite": DigitalSourceType.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    "edit": EDIT,
 }
 
 
@@ -63,6 +65,11 @@ SOURCE_TYPES = {
     default=None,
     help="Manifest store SQLAlchemy URL (default GUARD_STORE_URL or SQLite in GUARD_HOME).",
 )
+@click.option(
+    "--require-watermark",
+    is_flag=True,
+    help="Refuse an image too small for the watermark instead of signing it without one.",
+)
 @json_option
 @click.pass_context
 def protect(
@@ -82,68 +89,63 @@ def protect(
     key: str | None,
     tsa_url: str | None,
     store_url: str | None,
+    require_watermark: bool,
     as_json: bool,
 ) -> None:
     """Embed the watermark in IN, sign its Content Credentials, record it, and write OUT.
 
     One input: `-o OUT` or `--in-place`. Several inputs or folders: `-d DIR` or `--in-place`; one line
-    (JSON Lines with --json) per image, and exit code 2 if any image failed.
+    (JSON Lines with --json) per image, and exit code 2 if any image failed. An image too small for the
+    watermark is signed without one (and says so), unless --require-watermark.
     """
+    from functools import partial
     from pathlib import Path
 
     from guard.errors import GuardError
-    from guard.images import list_image_files
-    from guard.protect import Protector, batch_outputs
-    from guard.provenance.credentials.keys import SigningIdentity
-    from guard.provenance.credentials.store import ManifestStore
+    from guard.protect import Protector, protect_paths
 
-    sources = [click.format_filename(p) for p in input_paths]
-    single = len(sources) == 1 and not Path(sources[0]).is_dir() and output_dir is None
-    if not single and output_path is not None:
-        raise GuardError("-o names one output file; for several inputs or a folder use -d DIR.")
-    if not single and init_image is not None:
-        raise GuardError("--init-image belongs to one generated image; give one input with it.")
-    options = {
-        "source_type": SOURCE_TYPES[source_type],
-        "generator": {"model": model, "model_version": model_version} if model else None,
-        "prompt": prompt,
-        "include_prompt": include_prompt,
-        "training_mining": None if training_mining == "none" else training_mining,
-    }
-    if not single:
-        list_image_files(sources)  # a folder without images is an error, before any key or store is opened
-    identity = SigningIdentity.load(chain=chain, key=key, tsa_url=tsa_url)
-    with ManifestStore.open(store_url) as store:
-        protector = Protector.default(identity=identity, store=store)
-        if single:
-            result = protector.protect_file(
-                sources[0], output_path, in_place=in_place, init_image=init_image, **options
-            )
-            _report(result, as_json)
-            return
-        failed = False
-        for source, output in batch_outputs(sources, output_dir, in_place=in_place):
-            try:
-                if isinstance(output, GuardError):
-                    raise output
-                result = protector.protect_file(source, None if in_place else output, in_place=in_place, **options)
-            except GuardError as exc:
-                failed = True
-                if as_json:
-                    emit_json({"path": str(source), "error": str(exc)})
-                else:
-                    click.echo(f"error: {source}: {exc}", err=True)
-                continue
-            _report(result, as_json, source=source)
+    sources = [Path(click.format_filename(p)) for p in input_paths]
+    single = len(sources) == 1 and not sources[0].is_dir() and output_dir is None
+    results = protect_paths(
+        sources,
+        output=output_path,
+        output_dir=output_dir,
+        in_place=in_place,
+        init_image=init_image,
+        protector=partial(
+            Protector.from_env,
+            chain=chain,
+            key=key,
+            tsa_url=tsa_url,
+            store_url=store_url,
+            require_watermark=require_watermark,
+        ),
+        source_type=SOURCE_TYPES[source_type],
+        generator={"model": model, "model_version": model_version} if model else None,
+        prompt=prompt,
+        include_prompt=include_prompt,
+        training_mining=None if training_mining == "none" else training_mining,
+    )
+    failed = False
+    for outcome in results:
+        if outcome.error is not None and single:
+            raise GuardError(outcome.error)
+        failed = failed or outcome.error is not None
+        if as_json:
+            emit_json(outcome.to_dict() if not single else outcome.value.to_dict())
+        elif outcome.error is not None:
+            click.echo(f"error: {outcome.path}: {outcome.error}", err=True)
+        else:
+            click.echo(_line(outcome.value))
     if failed:
         ctx.exit(2)
 
 
-def _report(result, as_json: bool, source=None) -> None:
-    if as_json:
-        emit_json({"path": str(source), **result.to_dict()} if source is not None else result.to_dict())
-        return
-    click.echo(
-        f"{result.output}: signed {result.manifest_id}, watermark {result.scheme} {result.payload.hex()}"
-        + (" (parent ingredient kept)" if result.has_parent else "")
+def _line(result) -> str:
+    if result.scheme is None:
+        mark = f"no watermark: {result.watermark_reason}"
+    else:
+        mark = f"watermark {result.scheme} {result.payload.hex()}"
+    return f"{result.output}: signed {result.manifest_id}, {mark}" + (
+        " (parent ingredient kept)" if result.has_parent else ""
     )

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import click
 
-from guard.cli.common import EXIT_BAD_INPUT, emit_json, exit_code_for, json_option, policy_option
-
-_COLOURS = {"allow": "green", "blur": "yellow", "review": "yellow", "block": "red", "error": "magenta"}
+from guard.cli.common import DECISION_COLOURS, EXIT_BAD_INPUT, emit_json, exit_code_for, json_option, policy_option
 
 
 def _why(result: dict) -> str:
@@ -29,9 +27,9 @@ def _scores(result: dict) -> str:
 
 def _human_line(result: dict) -> str:
     if "error" in result:
-        return f"{click.style('ERROR ', fg=_COLOURS['error'], bold=True)} {result['error']}"
+        return f"{click.style('ERROR ', fg=DECISION_COLOURS['error'], bold=True)} {result['error']}"
     decision = result["decision"]
-    label = click.style(f"{decision.upper():<6}", fg=_COLOURS[decision], bold=True)
+    label = click.style(f"{decision.upper():<6}", fg=DECISION_COLOURS[decision], bold=True)
     why = _why(result)
     return f"{label} {result['path']}  {_scores(result)}" + (f"  ({why})" if why else "")
 
@@ -46,7 +44,7 @@ def _summary(counts: Counter, detectors: dict[str, dict[str, str]]) -> None:
     table.add_column("images", justify="right")
     for key in ("allow", "blur", "review", "block", "error"):
         if counts.get(key):
-            table.add_row(f"[{_COLOURS[key]}]{key}[/]", str(counts[key]))
+            table.add_row(f"[{DECISION_COLOURS[key]}]{key}[/]", str(counts[key]))
     table.add_row("[bold]total[/]", str(sum(counts.values())))
     console.print(table)
     for name, status in detectors.items():

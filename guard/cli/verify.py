@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -19,13 +18,21 @@ from guard.settings import RESOLVER_URL
     "--html",
     "html_path",
     type=click.Path(),
-    help="Also write a self-contained HTML report (several images: a folder with one page per image).",
+    help="Also write an HTML report. One image: its page. Several images or a folder: a PATH ending in .html gets "
+    "one self-contained sortable page (a row per file, each opening its full report); any other PATH is a folder "
+    "of per-file pages with an index.html.",
 )
 @click.option(
     "--trust-anchors",
     multiple=True,
     metavar="PATH|URL",
-    help="PEM trust anchors (e.g. the C2PA trust list), repeatable; added to GUARD_TRUST_ANCHORS and the local CA.",
+    help="PEM trust anchors, repeatable; added to the official C2PA lists, GUARD_TRUST_ANCHORS and the local CA.",
+)
+@click.option(
+    "--no-default-trust",
+    is_flag=True,
+    help="Do not use the official C2PA trust list and TSA list (see `guard trust show`); GUARD_TRUST_LIST, "
+    "GUARD_TRUST_ANCHORS and --trust-anchors still apply.",
 )
 @click.option(
     "--allowed-list", multiple=True, metavar="PATH|URL", help="PEM end-entity certificates trusted as they are."
@@ -70,6 +77,7 @@ def verify(
     as_json: bool,
     html_path: str | None,
     trust_anchors: tuple[str, ...],
+    no_default_trust: bool,
     allowed_list: tuple[str, ...],
     trust_config: str | None,
     no_local_anchor: bool,
@@ -89,29 +97,28 @@ def verify(
     """
     from guard.errors import GuardError
     from guard.verify import Verifier
-    from guard.verify.conformance import ConformingProducts
-    from guard.verify.resolver import SoftBindingResolver
-    from guard.verify.trust import VerifyTrust
 
     sources = [click.format_filename(p) for p in input_paths]
     single = len(sources) == 1 and not Path(sources[0]).is_dir()
-    if html_path and not single and Path(html_path).exists() and not Path(html_path).is_dir():
-        raise GuardError(f"--html {html_path} is a file; for several images give a folder for the pages.")
+    if html_path and not single and Path(html_path).is_file() and not _is_page(Path(html_path)):
+        raise GuardError(
+            f"--html {html_path} is a file; for several images give a .html file for one page, or a folder for pages."
+        )
     if html_path and single and Path(html_path).exists() and Path(html_path).samefile(sources[0]):
         raise GuardError(f"--html {html_path} is the image being verified; give another file for the report.")
-    trust = VerifyTrust.default(
-        anchors=trust_anchors,
-        allowed=allowed_list,
+    with Verifier.from_env(
+        trust_anchors=trust_anchors,
+        allowed_list=allowed_list,
         trust_config=trust_config,
+        local_anchor=not no_local_anchor,
+        default_trust=not no_default_trust,
         fetch_remote=fetch_remote,
-        include_local=not no_local_anchor,
-    )
-    products = ConformingProducts.load(conforming_products) if conforming_products else ConformingProducts.from_env()
-    resolver_url = resolver_url or os.environ.get(RESOLVER_URL) or None
-    resolver = SoftBindingResolver(resolver_url) if resolver_url else None
-    store = None if no_store else _open_store(store_url)
-    try:
-        verifier = Verifier(trust=trust, store=store, resolver=resolver, products=products, classifier=classifier)
+        conforming_products=conforming_products,
+        store_url=store_url,
+        use_store=not no_store,
+        resolver_url=resolver_url,
+        classifier=classifier,
+    ) as verifier:
         if single:
             report = verifier.verify_file(sources[0])
             if html_path:
@@ -126,44 +133,54 @@ def verify(
                 render_terminal(report)
             ctx.exit(EXIT_FLAGGED if report.flagged else EXIT_CLEAN)
         ctx.exit(_verify_many(verifier, sources, Path(html_path) if html_path else None))
-    finally:
-        if store is not None:
-            store.close()
 
 
-def _verify_many(verifier, sources: list[str], pages: Path | None) -> int:
+def _verify_many(verifier, sources: list[str], html: Path | None) -> int:
+    """JSON Lines on stdout; with `html`, one page for the batch (`*.html`) or a folder of pages and its index."""
     from rich.console import Console
     from rich.progress import Progress
 
-    from guard.errors import GuardError
     from guard.images import list_image_files
+    from guard.verify import verify_paths
+    from guard.verify.html_batch import BatchPage
+    from guard.verify.verifier import VERIFY_SUFFIXES
 
-    files = list_image_files(sources)
+    files = list_image_files(sources, suffixes=VERIFY_SUFFIXES)
     flagged = failed = False
-    written: set[Path] = set()
+    pages = html if html is not None and not _is_page(html) else None
+    batch = BatchPage(title=f"guard verify: {', '.join(sources)}", base=pages) if html is not None else None
+    written: set[Path] = {pages / "index.html"} if pages is not None else set()
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("verifying", total=len(files))
-        for path in files:
-            try:
-                report = verifier.verify_file(path)
-            except GuardError as exc:
-                failed = True
-                emit_json({"path": str(path), "error": str(exc)})
-            else:
-                flagged = flagged or report.flagged
-                document = report.to_dict()
+        for outcome in verify_paths(files, verifier):
+            failed = failed or not outcome.ok
+            document = outcome.to_dict()
+            if outcome.ok:
+                flagged = flagged or outcome.value.flagged
+                page = None
                 if pages is not None:
                     from guard.verify.html import write_html
 
-                    page = _page_name(pages, path, written)
-                    write_html(report, page)
+                    page = _page_name(pages, outcome.path, written)
+                    write_html(outcome.value, page)
                     document["html"] = str(page)
-                emit_json(document)
+                if batch is not None:
+                    batch.add(outcome.value, page, document)
+            elif batch is not None:
+                batch.add_error(str(outcome.path), outcome.error)
+            emit_json(document)
             progress.advance(task)
+    if batch is not None:
+        batch.write(pages / "index.html" if pages is not None else html)
     if failed:
         return EXIT_BAD_INPUT
     return EXIT_FLAGGED if flagged else EXIT_CLEAN
+
+
+def _is_page(path: Path) -> bool:
+    """Whether --html names one page (a .html file) rather than a folder of pages."""
+    return path.suffix.lower() in (".html", ".htm") and not path.is_dir()
 
 
 def _page_name(folder: Path, image: Path, written: set[Path]) -> Path:
@@ -175,16 +192,3 @@ def _page_name(folder: Path, image: Path, written: set[Path]) -> Path:
         page = folder / f"{image.name}-{number}.html"
     written.add(page)
     return page
-
-
-def _open_store(url: str | None):
-    """The manifest store to recover from; None when the default SQLite store does not exist (verify never
-    creates one)."""
-    from guard.provenance.credentials.store import ManifestStore, default_url
-
-    url = url or default_url()
-    if url.startswith("sqlite:///"):
-        database = url.removeprefix("sqlite:///")
-        if database and database != ":memory:" and not Path(database).expanduser().exists():
-            return None
-    return ManifestStore.open(url)

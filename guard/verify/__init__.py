@@ -2,7 +2,7 @@
 and a careful verdict. `verify_file` for one file, `Verifier` for many, `render_terminal` to show a report."""
 
 from guard.verify.report import VerifyReport
-from guard.verify.verifier import Verifier, verify_file
+from guard.verify.verifier import Verifier, verify_file, verify_paths
 
 
 def render_terminal(report: VerifyReport, console=None) -> None:
@@ -12,4 +12,4 @@ def render_terminal(report: VerifyReport, console=None) -> None:
     render(report, console)
 
 
-__all__ = ["Verifier", "VerifyReport", "render_terminal", "verify_file"]
+__all__ = ["Verifier", "VerifyReport", "render_terminal", "verify_file", "verify_paths"]

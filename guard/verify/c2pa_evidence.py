@@ -20,7 +20,9 @@ from guard.provenance.credentials.c2pa import ManifestReading, read_manifest
 from guard.verify.conformance import ConformingProducts, conforming_product
 from guard.verify.explain import explain_failure, source_type_label
 from guard.verify.integrity import integrity_rubric
+from guard.verify.producers import ai_tool, manifest_actions, source_type
 from guard.verify.signals import history_signals, manifest_signals
+from guard.verify.trust import VerifyTrust
 
 MAX_HISTORY_DEPTH = 32
 _TRAINING_LABELS = ("c2pa.training-mining", "cawg.training-mining")
@@ -37,6 +39,8 @@ class C2paEvidence:
     signals: list[dict[str, Any]] = field(default_factory=list)
     thumbnail: tuple[str, bytes] | None = field(default=None, repr=False)
     """The active manifest's claim thumbnail (format, bytes): what the signed image looked like."""
+    trusted_by: dict[str, Any] | None = None
+    """For a `Trusted` signer: the trust list or anchor that made it so (`VerifyTrust.trusted_by`)."""
 
     @property
     def present(self) -> bool:
@@ -81,8 +85,35 @@ class C2paEvidence:
 
     @property
     def digital_source_type(self) -> str | None:
+        return self.source_type[0]
+
+    @property
+    def source_type(self) -> tuple[str | None, str | None]:
+        """(digital source type, field it came from) of the active manifest: the first standard
+        `digitalSourceType`, else the first producer field that carries one (`producers.VENDOR_SOURCE_TYPES`)."""
         types = self.reading.digital_source_types
-        return types[0].strip() if types else None
+        if types:
+            return types[0].strip(), "digitalSourceType"
+        for _, _, action in manifest_actions(self.reading.active or {}):
+            dst, where = source_type(action)
+            if dst:
+                return dst, where
+        return None, None
+
+    @property
+    def ai_tool(self) -> dict[str, Any] | None:
+        """The AI tool the active manifest, or the first manifest up its line of parents, names (`producers`)."""
+        store = self.reading.store or {}
+        manifests = store.get("manifests") or {}
+        label, seen = self.reading.manifest_id, set()
+        while label in manifests and label not in seen:
+            seen.add(label)
+            tool = ai_tool(manifests[label])
+            if tool is not None:
+                return {**tool, "manifest_id": label}
+            parents = [i for i in manifests[label].get("ingredients") or [] if i.get("relationship") == "parentOf"]
+            label = parents[0].get("active_manifest") if parents else None
+        return None
 
     @property
     def signer(self) -> dict[str, Any] | None:
@@ -105,6 +136,9 @@ class C2paEvidence:
             "failures": self.failures,
             "digital_source_type": self.digital_source_type,
             "digital_source_type_label": source_type_label(self.digital_source_type),
+            "digital_source_type_field": self.source_type[1],
+            "ai_tool": self.ai_tool,
+            "trusted_by": self.trusted_by,
             "remote_url": reading.remote_url,
             "remote_fetched": bool(reading.remote_url and reading.store is not None),
             "error": reading.error,
@@ -143,11 +177,15 @@ def gather(
     mime: str | None = None,
     products: ConformingProducts | None = None,
     manifest_store: bytes | None = None,
+    trust: VerifyTrust | None = None,
 ) -> C2paEvidence:
     """Validate the file's own manifest (or `manifest_store` against the file, whose type `mime` names) and
-    collect the evidence."""
+    collect the evidence. `trust`: the settings behind `context`, to name what made a `Trusted` signer so."""
     reading, crjson, thumbnail = _read(data, context, mime, manifest_store)
     evidence = C2paEvidence(reading=reading, crjson=crjson, signals=manifest_signals(crjson), thumbnail=thumbnail)
+    if trust is not None and reading.state == "Trusted":
+        issuer = (evidence.signer or {}).get("issuer_dn") or {}
+        evidence.trusted_by = trust.trusted_by(data, mime, manifest_store, issuer=issuer.get("CN"))
     if reading.active is not None:
         crjson_active = _crjson_manifest(crjson, reading.manifest_id)
         subject = (((crjson_active or {}).get("signature") or {}).get("certificateInfo") or {}).get("subject")
@@ -263,12 +301,13 @@ def actions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         if str(assertion.get("label", "")).split("__")[0] not in _ACTION_LABELS:
             continue
         for action in (assertion.get("data") or {}).get("actions", []):
-            dst = (action.get("digitalSourceType") or "").strip() or None
+            dst, where = source_type(action)
             found.append(
                 {
                     "action": action.get("action"),
                     "digital_source_type": dst,
                     "digital_source_type_label": source_type_label(dst),
+                    "digital_source_type_field": where,
                     "software_agent": _agent(action.get("softwareAgent")),
                     "when": action.get("when"),
                     "description": (action.get("parameters") or {}).get("description") or action.get("description"),

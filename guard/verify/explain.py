@@ -13,7 +13,9 @@ FAILURE_EXPLANATIONS: dict[str, str] = {
     "claimSignature.mismatch": "the signature does not match the claim: the manifest was altered after signing",
     "claimSignature.missing": "the claim's signature is missing",
     "claimSignature.outsideValidity": "the signing certificate was not valid (expired or not yet valid) when it signed",
-    "signingCredential.untrusted": "the signer's certificate does not chain to a trust anchor you configured",
+    "signingCredential.untrusted": (
+        "the signer's certificate is not on the C2PA trust list nor under another trust anchor in force"
+    ),
     "signingCredential.invalid": "the signer's certificate is malformed or not allowed to sign Content Credentials",
     "signingCredential.expired": "the certificate has expired and no trusted timestamp shows it signed in time",
     "signingCredential.revoked": "the signer's certificate was revoked",

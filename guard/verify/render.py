@@ -68,9 +68,19 @@ def evidence_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
                 f"({signer.get('organization')}), issuer {signer.get('issuer')}, at {c2pa.get('signing_time') or '?'}",
             )
         )
+        trusted_by = c2pa.get("trusted_by")
+        if trusted_by:
+            when = ", ".join(v for v in (trusted_by.get("origin"), trusted_by.get("date")) if v)
+            rows.append(("trusted through", f"{trusted_by['list']}" + (f" ({when})" if when else "")))
         rows.append(("claim generator", str(c2pa.get("claim_generator"))))
         if c2pa.get("digital_source_type"):
-            rows.append(("digital source type", f"{c2pa['digital_source_type_label']} ({c2pa['digital_source_type']})"))
+            field = c2pa.get("digital_source_type_field")
+            where = f", from {field}" if field and field != "digitalSourceType" else ""
+            rows.append(
+                ("digital source type", f"{c2pa['digital_source_type_label']} ({c2pa['digital_source_type']}{where})")
+            )
+        if c2pa.get("ai_tool"):
+            rows.append(("AI tool", ai_tool_line(c2pa["ai_tool"])))
         rubric = c2pa.get("rubric_integrity") or {}
         levels = ", ".join(f"{level.replace('_', '-')} {'yes' if rubric.get(level) else 'no'}" for level in LEVELS)
         rows.append(("integrity rubric", levels))
@@ -122,6 +132,17 @@ def evidence_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
     else:
         rows.append(("synthetic classifier", synthetic.get("reason") or "not run"))
     return rows
+
+
+def ai_tool_line(tool: dict[str, Any], *, with_field: bool = True) -> str:
+    """`Seedance — model seedance, version seedance_2.0 — by Adobe Firefly (partner models) (from …details)`."""
+    parts = [str(tool["name"])]
+    details = ", ".join(f"{k} {tool[k]}" for k in ("model", "version") if tool.get(k))
+    if details:
+        parts.append(details)
+    if tool.get("producer"):
+        parts.append(f"by {tool['producer']}")
+    return " — ".join(parts) + (f" (from {tool['field']})" if with_field else "")
 
 
 def history_tree(title: str, manifest: dict[str, Any]) -> Tree:

@@ -3,7 +3,7 @@
 Each piece of evidence makes a claim about origin with a strength; the verdict takes the strongest claim
 (on a tie the AI claim wins: it is the claim a reader most needs to see). Absence of evidence never gives an
 origin: with nothing found the origin is `unknown` and the strength `none` — never "authentic" or
-"human-made". The rules are listed in the README (section `verifier`); the tables here are those rules.
+"human-made". The rules are listed in docs/verifier.md ("Verdict rules"); the tables here are those rules.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from guard.provenance.credentials.source_types import DigitalSourceType as DST
 from guard.verify.c2pa_evidence import C2paEvidence
 from guard.verify.explain import source_type_label
+from guard.verify.producers import INCEPTION_ACTIONS
 from guard.verify.recovery import STRONG_FINGERPRINT_DISTANCE, Recovery
 from guard.verify.signals import CAPTURE_SIGNALS, history_signals
 from guard.verify.watermark_evidence import WatermarkReading
@@ -71,15 +73,28 @@ class Verdict:
 
 
 def origin_of_manifest(evidence: C2paEvidence) -> tuple[str | None, str]:
-    """The origin a manifest's rubric signals claim (None: no AI or capture claim), and why."""
+    """The origin a manifest claims (None: no AI or capture claim), and why: the rubric signals first, then
+    the producers' own signed source-type fields (`producers.VENDOR_SOURCE_TYPES`)."""
     line = history_signals(evidence.signals, evidence.manifest_id, parents_only=True)
     everything = evidence.history()
+    tool = evidence.ai_tool
+    by = f"; made with {tool_words(tool)}" if tool else ""
+    vendor = tool if tool and tool["source_type_field"] not in (None, "digitalSourceType") else None
+    vendor_full = (
+        vendor is not None
+        and vendor["action"] in INCEPTION_ACTIONS
+        and DST.from_uri(vendor["source_type"]) == DST.TRAINED_ALGORITHMIC_MEDIA
+    )
     if "fullyGenAIMedia" in line["inception"]:
-        return "ai-generated", "fullyGenAIMedia: created by a generative AI model (trainedAlgorithmicMedia)"
+        return "ai-generated", f"fullyGenAIMedia: created by a generative AI model (trainedAlgorithmicMedia){by}"
+    if vendor_full:
+        return "ai-generated", f"{_vendor_words(vendor)}: created by a generative AI model{by}"
     genai = [s for s in ("partlyGenAICreation", "fullyGenAIMedia") if s in everything["inception"]]
     genai += [s for s in ("perceptibleGenAI",) if s in everything["transformation"]]
     if genai:
-        return "ai-edited", f"{', '.join(genai)}: generative AI was used in making or editing it"
+        return "ai-edited", f"{', '.join(genai)}: generative AI was used in making or editing it{by}"
+    if vendor is not None:
+        return "ai-edited", f"{_vendor_words(vendor)}: generative AI was used in making or editing it{by}"
     captured = [s for s in line["inception"] if s in CAPTURE_SIGNALS]
     if captured:
         return "captured (claimed)", f"{', '.join(captured)}: the manifest claims a camera or sensor capture"
@@ -89,6 +104,24 @@ def origin_of_manifest(evidence: C2paEvidence) -> tuple[str | None, str]:
     return None, f"the manifest makes no generative-AI or capture claim ({said}; signals: {signals})"
 
 
+def tool_words(tool: dict[str, Any]) -> str:
+    """`Seedance (model seedance, version seedance_2.0) via Adobe Firefly (partner models)`."""
+    details = [
+        f"model {tool['model']}" if tool.get("model") else "",
+        f"version {tool['version']}" if tool.get("version") else "",
+    ]
+    inner = ", ".join(d for d in details if d)
+    words = str(tool["name"]) + (f" ({inner})" if inner else "")
+    return words + (f" via {tool['producer']}" if tool.get("producer") and tool["producer"] != tool["name"] else "")
+
+
+def _vendor_words(tool: dict[str, Any]) -> str:
+    return (
+        f"{tool['source_type_field']} on {tool['action']} says {source_type_label(tool['source_type'])} "
+        f"(the producer's own signed field)"
+    )
+
+
 def decide(
     c2pa: C2paEvidence,
     recovery: Recovery | None,
@@ -96,7 +129,7 @@ def decide(
     hints: list[dict[str, Any]],
     synthetic: dict[str, Any],
 ) -> Verdict:
-    """The verdict from every piece of evidence (the rules are the module docstring's and the README's)."""
+    """The verdict from every piece of evidence (the rules are the module docstring's and docs/verifier.md's)."""
     verdict = Verdict()
     verdict.integrity = _integrity(c2pa, verdict)
     if c2pa.state is not None:
@@ -159,8 +192,14 @@ def _integrity(c2pa: C2paEvidence, verdict: Verdict) -> str:
         return "tampered"
     if c2pa.state == "Valid":
         verdict.reasons.append(
-            "the Content Credentials are intact, but the signer does not chain to a trust anchor you configured"
+            "the Content Credentials are intact, but the signer is not on the C2PA trust list nor under any other "
+            "trust anchor in force: anyone can make a certificate with this name"
         )
+    elif c2pa.trusted_by:
+        by = c2pa.trusted_by
+        when = f", {by['date']}" if by.get("date") else ""
+        origin = f" ({by['origin']}{when})" if by.get("origin") else ""
+        verdict.reasons.append(f"the signer is trusted through {by['list']}{origin}")
     return "intact"
 
 

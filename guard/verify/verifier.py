@@ -1,7 +1,8 @@
 """Verify an image: gather every piece of evidence it carries, then state the verdict.
 
 `Verifier` sets up once what many files share (the c2pa context with its trust settings, the manifest store,
-the resolver, the conforming products list, the classifier); `verify_file` runs one file through it:
+the resolver, the conforming products list, the classifier) — `Verifier.from_env()` sets it up exactly as
+`guard verify` does; `verify_file` runs one file through it, `verify_paths` many (one result or error each):
 
 1. decode the image (`load_image`: bad files are refused with one `ImageError` line);
 2. Content Credentials embedded in the file, validated;
@@ -15,16 +16,21 @@ the resolver, the conforming products list, the classifier); `verify_file` runs 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from guard.images import load_image, read_file
-from guard.provenance.credentials.c2pa import SIGNABLE_MIME, TrustConfig
-from guard.provenance.credentials.store import ManifestStore
-from guard.verify.c2pa_evidence import gather
+from guard.errors import ImageError, user_errors
+from guard.files import FileResult
+from guard.images import IMAGE_SUFFIXES, list_image_files, load_image, read_file
+from guard.provenance.credentials.c2pa import TrustConfig, mime_of_format
+from guard.provenance.credentials.store import ManifestStore, default_url
+from guard.settings import RESOLVER_URL
+from guard.verify.c2pa_evidence import C2paEvidence, gather
 from guard.verify.conformance import ConformingProducts
 from guard.verify.metadata import read_metadata
 from guard.verify.recovery import Recovery, recover_local, recover_remote
@@ -34,6 +40,18 @@ from guard.verify.synthetic_evidence import classify, load_synthetic_detector
 from guard.verify.trust import VerifyTrust
 from guard.verify.verdict import decide
 from guard.verify.watermark_evidence import bind_to_manifest, read_watermarks, schemes_to_try
+
+CREDENTIALS_ONLY_MIME: dict[str, str] = {
+    ".dng": "image/dng",
+    ".arw": "image/x-sony-arw",
+    ".nef": "image/x-nikon-nef",
+    ".jxl": "image/jxl",
+}
+"""Suffix -> MIME type of the formats c2pa reads whose pixels we may not decode (camera RAW, JPEG XL): their
+Content Credentials are verified all the same; pixel evidence (watermarks, fingerprint, classifier) is not."""
+
+VERIFY_SUFFIXES = frozenset(IMAGE_SUFFIXES | CREDENTIALS_ONLY_MIME.keys())
+"""What a folder run of `guard verify` picks up: every image we decode, and every format c2pa reads."""
 
 
 @dataclass
@@ -47,7 +65,8 @@ class Verifier:
     classifier: bool | None = None
     """Run the synthetic-image classifier: None runs it when its weights are configured, False never."""
     schemes: tuple[str, ...] | None = None
-    """Watermark schemes to try (None: the known ones, plus ours when a store or resolver can resolve it)."""
+    """Watermark schemes to try (None: `KNOWN_SCHEMES`, ours first; `schemes_to_try` adds the default scheme
+    when it is not among them and a store or resolver can resolve its payload)."""
     detector: Any = None
     """The synthetic-image detector (the detectors protocol); None: the registry's `synthetic` detector."""
 
@@ -57,19 +76,97 @@ class Verifier:
         self._context = self.trust.context()
         if self.detector is None and self.classifier is not False:
             self.detector = load_synthetic_detector()
+        self._owns_store = False
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        trust_anchors: Iterable[str | Path] = (),
+        allowed_list: Iterable[str | Path] = (),
+        trust_config: str | Path | None = None,
+        local_anchor: bool = True,
+        default_trust: bool = True,
+        fetch_remote: bool = False,
+        conforming_products: str | Path | None = None,
+        store_url: str | None = None,
+        use_store: bool = True,
+        resolver_url: str | None = None,
+        classifier: bool | None = None,
+    ) -> Verifier:
+        """The verifier `guard verify` runs: the official C2PA trust list and TSA list (installed or bundled;
+        `default_trust=False`: neither; GUARD_TRUST_LIST replaces the C2PA one), GUARD_TRUST_ANCHORS, the
+        anchors and allowed certificates given and the local CA (unless `local_anchor=False`); the conforming
+        products list given, else GUARD_CONFORMING_PRODUCTS; the manifest store at `store_url`, else
+        GUARD_STORE_URL, else the SQLite store in GUARD_HOME when it exists (verifying never creates one;
+        `use_store=False`: none); the resolution service at `resolver_url`, else GUARD_RESOLVER_URL.
+        A store opened here is closed by `close()` (or at the end of a `with` block)."""
+        trust = VerifyTrust.default(
+            anchors=tuple(trust_anchors),
+            allowed=tuple(allowed_list),
+            trust_config=trust_config,
+            fetch_remote=fetch_remote,
+            include_local=local_anchor,
+            default_lists=default_trust,
+        )
+        products = (
+            ConformingProducts.load(conforming_products) if conforming_products else ConformingProducts.from_env()
+        )
+        resolver_url = resolver_url or os.environ.get(RESOLVER_URL) or None
+        resolver = SoftBindingResolver(resolver_url) if resolver_url else None
+        store = existing_store(store_url) if use_store else None
+        try:
+            verifier = cls(trust=trust, store=store, resolver=resolver, products=products, classifier=classifier)
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
+        verifier._owns_store = store is not None
+        return verifier
+
+    def close(self) -> None:
+        """Close the store if `from_env` opened it."""
+        if self._owns_store and self.store is not None:
+            self.store.close()
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     def verify_file(self, path: str | Path) -> VerifyReport:
+        """Verify one file. A camera RAW or JPEG XL file whose pixels we cannot decode still has its Content
+        Credentials verified (`CREDENTIALS_ONLY_MIME`); any other undecodable file is refused (ImageError)."""
         data = read_file(path)
-        return self.verify_bytes(data, name=str(path), image=load_image(data, name=str(path)))
+        try:
+            image = load_image(data, name=str(path))
+        except ImageError as exc:
+            mime = CREDENTIALS_ONLY_MIME.get(Path(path).suffix.lower())
+            if mime is None:
+                raise
+            return self.verify_bytes(data, name=str(path), mime=mime, undecoded=str(exc))
+        return self.verify_bytes(data, name=str(path), image=image)
 
-    def verify_bytes(self, data: bytes, *, name: str = "<bytes>", image: Image.Image | None = None) -> VerifyReport:
-        """Verify an encoded image (`image`: its decoded pixels, when the caller already has them)."""
-        image = image if image is not None else load_image(data)
+    def verify_bytes(
+        self,
+        data: bytes,
+        *,
+        name: str = "<bytes>",
+        image: Image.Image | None = None,
+        mime: str | None = None,
+        undecoded: str | None = None,
+    ) -> VerifyReport:
+        """Verify an encoded image (`image`: its decoded pixels, when the caller already has them). With
+        `undecoded` (why the pixels could not be decoded) and the file's `mime`, only the credentials and
+        metadata are read."""
+        if undecoded is None:
+            image = image if image is not None else load_image(data)
         metadata = read_metadata(data)
-        mime = SIGNABLE_MIME.get(metadata.get("format") or "")
-        if metadata.get("format") == "MPO":
-            mime = "image/jpeg"
-        c2pa = gather(data, context=self._context, mime=mime, products=self.products)
+        mime = mime or mime_of_format(metadata.get("format"))
+        c2pa = gather(data, context=self._context, mime=mime, products=self.products, trust=self.trust)
+        if image is None:
+            return self._credentials_only(name, c2pa, metadata, undecoded or "not decoded")
         watermarks = read_watermarks(image, self.schemes)
         bind_to_manifest(watermarks, c2pa.reading.soft_bindings if c2pa.state is not None else [])
         recovery: Recovery | None = None
@@ -109,6 +206,60 @@ class Verifier:
             resolver=resolver_info,
             image=image,
         )
+
+    def _credentials_only(self, name: str, c2pa: C2paEvidence, metadata: dict[str, Any], why: str) -> VerifyReport:
+        """The report of a file whose pixels were not decoded: credentials and metadata, nothing pixel-based."""
+        skipped = f"not run: the pixels were not decoded ({why})"
+        synthetic = {"status": "not run", "reason": skipped}
+        verdict = decide(c2pa, None, [], metadata.get("hints", []), synthetic)
+        verdict.reasons.append(
+            "watermarks, fingerprint recovery and the classifier need the pixels, which were not decoded: only the "
+            "Content Credentials and metadata were checked"
+        )
+        return VerifyReport(
+            path=name,
+            c2pa=c2pa,
+            watermarks=[],
+            recovered=None,
+            metadata={**metadata, "pixels": skipped},
+            synthetic=synthetic,
+            verdict=verdict,
+            trust=self.trust.describe(),
+        )
+
+
+def verify_paths(
+    paths: Iterable[str | Path], verifier: Verifier | None = None, **options: Any
+) -> Iterator[FileResult[VerifyReport]]:
+    """Verify files and folders (inside folders, recursively, every file the verifier reads: `VERIFY_SUFFIXES`):
+    one `FileResult` per file, in order;
+    a file that cannot be read is an error value and the others go on. A folder without images raises.
+
+    Without `verifier`, `Verifier.from_env(**options)` is set up (after the files are listed) and closed at
+    the end."""
+    files = list_image_files(paths, suffixes=VERIFY_SUFFIXES)
+    own = verifier is None
+    verifier = verifier or Verifier.from_env(**options)
+    try:
+        for path in files:
+            try:
+                yield FileResult(path=path, value=verifier.verify_file(path))
+            except user_errors() as exc:
+                yield FileResult(path=path, error=str(exc))
+    finally:
+        if own:
+            verifier.close()
+
+
+def existing_store(url: str | None = None) -> ManifestStore | None:
+    """The manifest store to recover from; None when it is the default SQLite file and that does not exist
+    (the verifier never creates a store)."""
+    url = url or default_url()
+    if url.startswith("sqlite:///"):
+        database = url.removeprefix("sqlite:///")
+        if database and database != ":memory:" and not Path(database).expanduser().exists():
+            return None
+    return ManifestStore.open(url)
 
 
 def verify_file(

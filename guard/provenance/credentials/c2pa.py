@@ -21,6 +21,7 @@ import c2pa
 
 from guard.errors import ConfigError, GuardError
 from guard.provenance.credentials.keys import ALLOWED_EKUS, SigningIdentity
+from guard.provenance.credentials.manifest import PARENT_LABEL
 from guard.settings import TRUST_ANCHORS, TRUST_LIST
 
 SIGNABLE_MIME = {
@@ -32,6 +33,49 @@ SIGNABLE_MIME = {
     "HEIF": "image/heic",
 }
 """Pillow format name -> MIME type for the formats we write and c2pa signs (embedded manifest)."""
+
+READABLE_MIME = {**SIGNABLE_MIME, "MPO": "image/jpeg", "GIF": "image/gif"}
+"""Pillow format name -> the MIME type c2pa reads the file as: what we sign, plus the MPO (a JPEG with extra
+frames, as phones write them) and GIF, which c2pa reads and takes as an ingredient but we do not write."""
+
+PARENT_OF = "parentOf"
+INPUT_TO = "inputTo"
+
+
+def mime_of_format(fmt: str | None) -> str | None:
+    """The MIME type c2pa reads a Pillow format as, or None when c2pa does not take that format."""
+    return READABLE_MIME.get(fmt or "")
+
+
+@dataclass(frozen=True)
+class Ingredient:
+    """An image a new manifest names as an ingredient: the file it was opened from (`parentOf`, its history
+    is kept) or an input it was made from (`inputTo`, e.g. an image-to-image init image)."""
+
+    data: bytes = field(repr=False)
+    mime: str
+    title: str
+    relationship: str = INPUT_TO
+
+    @classmethod
+    def from_bytes(cls, data: bytes, title: str, relationship: str = INPUT_TO) -> Ingredient:
+        """The ingredient for an encoded image; `GuardError` when c2pa cannot take its format."""
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data)) as probe:
+                fmt = probe.format
+        except Exception:  # any decoder failure means the same thing here: not a format c2pa takes
+            fmt = None
+        mime = mime_of_format(fmt)
+        if mime is None:
+            raise GuardError(f"{title}: c2pa cannot take this format as an ingredient ({fmt or 'unknown'}).")
+        return cls(data=data, mime=mime, title=title, relationship=relationship)
+
+    @property
+    def is_parent(self) -> bool:
+        return self.relationship == PARENT_OF
+
 
 _READ_SETTINGS: dict[str, Any] = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
 _SIGN_SETTINGS: dict[str, Any] = {"builder": {"thumbnail": {"enabled": False}}, **_READ_SETTINGS}
@@ -62,11 +106,11 @@ class TrustConfig:
         """The `trust` section of c2pa settings (empty when nothing is configured)."""
         trust: dict[str, str] = {}
         if self.anchors:
-            trust["user_anchors"] = "".join(_load_pem(ref) for ref in self.anchors)
+            trust["user_anchors"] = "".join(load_pem(ref) for ref in self.anchors)
         if self.trust_list is not None:
-            trust["trust_anchors"] = _load_pem(self.trust_list)
+            trust["trust_anchors"] = load_pem(self.trust_list)
         if self.allowed:
-            trust["allowed_list"] = "".join(_load_pem(ref) for ref in self.allowed)
+            trust["allowed_list"] = "".join(load_pem(ref) for ref in self.allowed)
         return trust
 
 
@@ -175,20 +219,22 @@ def sign_asset(
     mime: str,
     signer: c2pa.Signer,
     *,
-    ingredient: tuple[dict[str, Any], bytes, str] | None = None,
+    ingredient: Ingredient | None = None,
     context: c2pa.Context | None = None,
     identity: SigningIdentity | None = None,
 ) -> tuple[bytes, bytes]:
     """Sign `asset` (encoded bytes of type `mime`) with `manifest`; return (signed asset, manifest store).
 
-    `ingredient` is (ingredient JSON, its bytes, its MIME type); c2pa copies an ingredient's own manifest
-    into the new store, so the history is kept.
+    c2pa copies an ingredient's own manifest into the new store, so the history is kept; a parent ingredient
+    is labelled `PARENT_LABEL`, the id the manifest's `c2pa.opened` action names it by.
     """
     builder = c2pa.Builder(manifest, context=context or c2pa_context(signing=True))
     try:
         if ingredient is not None:
-            definition, data, ingredient_mime = ingredient
-            builder.add_ingredient(definition, ingredient_mime, io.BytesIO(data))
+            definition = {"title": ingredient.title, "relationship": ingredient.relationship}
+            if ingredient.is_parent:
+                definition["label"] = PARENT_LABEL
+            builder.add_ingredient(definition, ingredient.mime, io.BytesIO(ingredient.data))
         out = io.BytesIO()
         manifest_store = builder.sign(signer, mime, io.BytesIO(asset), out)
     except c2pa.C2paError as exc:
@@ -281,7 +327,7 @@ def _sniff_mime(data: bytes) -> str | None:
 
     try:
         with Image.open(io.BytesIO(data)) as probe:
-            return SIGNABLE_MIME.get(probe.format or "")
+            return mime_of_format(probe.format)
     except (OSError, ValueError):
         return None
 
@@ -300,7 +346,8 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _load_pem(ref: str | Path) -> str:
+def load_pem(ref: str | Path) -> str:
+    """The PEM text of a trust file (a path or an http(s) URL); ConfigError when it holds no certificate."""
     ref = str(ref)
     if ref.startswith(("http://", "https://")):
         try:

@@ -55,8 +55,8 @@ def build_manifest(
     *,
     title: str,
     source_type: str,
-    watermark_scheme: str,
-    payload: bytes,
+    watermark_scheme: str | None,
+    payload: bytes | None,
     generator: dict[str, Any] | None = None,
     prompt: str | None = None,
     include_prompt: bool = False,
@@ -71,6 +71,8 @@ def build_manifest(
     already existed, with its own manifest or as a photo), so the first action is `c2pa.opened` of it and
     no digital source type is claimed here. `input_ingredient`: the caller adds an
     `inputTo` ingredient (an image-to-image init image). `training_mining=None` writes no such assertion.
+    `watermark_scheme=None`: the image carries no watermark (too small for one), so the manifest claims no
+    soft binding.
     """
     dst = digital_source_type(source_type)
     generator = dict(generator or {})
@@ -83,24 +85,25 @@ def build_manifest(
         if dst is None:
             raise GuardError("An image without a parent cannot be protected as an edit: give its source file.")
         actions.append({"action": "c2pa.created", "digitalSourceType": dst, **agent})
-    actions.append(
-        {
-            "action": "c2pa.watermarked.bound",
-            "softwareAgent": dict(CLAIM_GENERATOR),
-            "parameters": {"description": f"invisible watermark {watermark_scheme}, payload {payload.hex()}"},
-        }
-    )
-    assertions: list[dict[str, Any]] = [
-        {"label": "c2pa.actions.v2", "data": {"actions": actions}},
-        {
-            "label": "c2pa.soft-binding",
-            "data": {
-                "alg": soft_binding_alg(watermark_scheme),
-                "name": "invisible watermark carrying the manifest's store key",
-                "blocks": [{"scope": {}, "value": payload.hex()}],
-            },
-        },
-    ]
+    assertions: list[dict[str, Any]] = [{"label": "c2pa.actions.v2", "data": {"actions": actions}}]
+    if watermark_scheme is not None:
+        actions.append(
+            {
+                "action": "c2pa.watermarked.bound",
+                "softwareAgent": dict(CLAIM_GENERATOR),
+                "parameters": {"description": f"invisible watermark {watermark_scheme}, payload {payload.hex()}"},
+            }
+        )
+        assertions.append(
+            {
+                "label": "c2pa.soft-binding",
+                "data": {
+                    "alg": soft_binding_alg(watermark_scheme),
+                    "name": "invisible watermark carrying the manifest's store key",
+                    "blocks": [{"scope": {}, "value": payload.hex()}],
+                },
+            }
+        )
     generation = _generation(generator, prompt, include_prompt, input_ingredient)
     if generation:
         assertions.append({"label": GENERATION_LABEL, "data": generation})

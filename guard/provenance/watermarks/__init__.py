@@ -36,7 +36,7 @@ class WatermarkResult:
     """Scheme-specific evidence (matching bits, correlation, the message read, the threshold ...)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields DESIGN.md names (`scheme`, `detected`, `payload` as hex or null, `confidence`), then details."""
+        """The fields every reading has (`scheme`, `detected`, `payload` as hex or null, `confidence`), then details."""
         return {
             "scheme": self.scheme,
             "detected": self.detected,
@@ -64,8 +64,8 @@ SCHEMES: dict[str, str] = {
     "sdxl": "guard.provenance.watermarks.known_marks:sdxl",
     "rivaGan": "guard.provenance.watermarks.known_marks:RivaGan",
 }
-"""Scheme name -> "module:factory" (a class or function taking no arguments). The watermark issue registers
-ours ("guard") and the known ones (Stable Diffusion, SDXL, rivaGan)."""
+"""Scheme name -> "module:factory" (a class or function taking no arguments): ours ("guard") and the marks
+other generators embed (Stable Diffusion v1/v2, SDXL, rivaGan)."""
 
 DEFAULT_SCHEME = "guard"
 """The scheme `guard protect` embeds: ours (guard.provenance.watermarks.ours)."""
