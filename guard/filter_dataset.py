@@ -83,7 +83,7 @@ def filter_dataset(
     """Filter `inputs` into the folder `output` and return the summary (also written as summary.json).
 
     Bad input (a missing input, no shards, an unreadable policy or opt-out list, a required model missing,
-    an output folder holding another job) raises one of `guard.errors.USER_ERRORS` before anything is
+    an output folder holding another job) raises one of `guard.errors.user_errors()` before anything is
     written; a sample that cannot be read becomes an `error` row and never stops the job.
     """
     started = time.perf_counter()

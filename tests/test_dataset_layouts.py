@@ -11,7 +11,7 @@ import pytest
 from dataset_builder import corrupt_jpeg, jpeg, photo, png
 
 from guard.dataset.readers import discover
-from guard.errors import USER_ERRORS, GuardError
+from guard.errors import GuardError, user_errors
 from guard.filter_dataset import filter_dataset
 
 
@@ -148,7 +148,7 @@ def test_bad_policy_and_output_folders(photos, tmp_path):
     (tmp_path / "in" / "x.jpg").write_bytes(jpeg(photos["rocket"]))
     bad = tmp_path / "bad.yaml"
     bad.write_text("extends: dataset\ndataset:\n  near_duplicates: {max_distance: -1}\n")
-    with pytest.raises(USER_ERRORS, match=r"dataset\.near_duplicates\.max_distance"):
+    with pytest.raises(user_errors(), match=r"dataset\.near_duplicates\.max_distance"):
         filter_dataset([tmp_path / "in"], tmp_path / "out", policy=bad, workers=0)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("extends: dataset\ndataset:\n  ai_origin: {watermarks: [nope]}\n")

@@ -8,9 +8,7 @@ from typing import Any
 
 import click
 
-from guard.cli.common import emit_json, json_option, policy_option
-
-_COLOURS = {"keep": "green", "review": "yellow", "drop": "red", "error": "magenta"}
+from guard.cli.common import DECISION_COLOURS, emit_json, json_option, policy_option
 
 
 @click.command("filter-dataset")
@@ -139,7 +137,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_column("decision")
     table.add_column("samples", justify="right")
     for label, key in (("keep", "kept"), ("drop", "dropped"), ("review", "review"), ("error", "errors")):
-        table.add_row(f"[{_COLOURS[label]}]{label}[/]", f"{summary[key]:,}")
+        table.add_row(f"[{DECISION_COLOURS[label]}]{label}[/]", f"{summary[key]:,}")
     table.add_row("[bold]total[/]", f"{summary['samples']:,}")
     console.print(table)
     if summary["by_category"]:

@@ -30,7 +30,7 @@ from guard.dataset.engines import OnChunk, OnShard
 from guard.dataset.readers import iter_chunks
 from guard.dataset.samples import Shard
 from guard.dataset.stages import FilterContext, Inspector, Scorer, assemble, decode_chunk
-from guard.errors import USER_ERRORS, GuardError
+from guard.errors import GuardError, user_errors
 
 READ_CPUS = 0.1
 """CPU reserved per reading task: reading a shard is I/O, and the actor pools hold the rest."""
@@ -173,7 +173,7 @@ def _job_error(exc: Exception) -> Exception:
     """A stage's own user error as it is; anything else Ray reports (a lost node, an actor killed) as one
     sentence that says the finished shards are kept."""
     cause = getattr(exc, "cause", None)
-    if isinstance(cause, USER_ERRORS):
+    if isinstance(cause, user_errors()):
         return cause
     first = next((line.strip() for line in str(cause or exc).splitlines() if line.strip()), type(exc).__name__)
     return GuardError(
