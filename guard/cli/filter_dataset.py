@@ -18,7 +18,12 @@ from guard.cli.common import DECISION_COLOURS, emit_json, json_option, policy_op
     "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where the work runs."
 )
 @click.option("--address", default=None, help="Ray cluster to join (auto, ray://host:10001); with --engine ray.")
-@click.option("--workers", type=click.IntRange(0), default=None, help="Worker processes (default: one per CPU).")
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=None,
+    help="Worker processes (local; 0: in this process) or actors per stage (ray); default: one per CPU.",
+)
 @click.option("--resume", is_flag=True, help="Continue a job killed or stopped in OUT, skipping finished shards.")
 @click.option("--overwrite", is_flag=True, help="Delete a previous job's outputs in OUT and start again.")
 @policy_option

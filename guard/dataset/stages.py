@@ -29,6 +29,9 @@ from guard.dataset.optout import OptOutList
 from guard.dataset.samples import Chunk, Sample
 from guard.errors import ImageError
 from guard.images import load_image
+from guard.provenance.credentials.c2pa import c2pa_context, read_manifest
+from guard.provenance.credentials.fingerprint import fingerprints
+from guard.verify.metadata import read_metadata
 from policies import Policy
 
 Decoded = Image.Image | str
@@ -72,8 +75,6 @@ class Inspector:
     """The model-free checks and the caption check, set up once per worker."""
 
     def __init__(self, context: FilterContext) -> None:
-        from guard.provenance.credentials.c2pa import c2pa_context
-
         self.context = context
         self.rules = context.policy.dataset
         self.captions = build_caption_checker(context.policy) if self.rules.captions.check else None
@@ -99,10 +100,6 @@ class Inspector:
         return found
 
     def _image_evidence(self, sample: Sample, image: Decoded) -> dict[str, Any]:
-        from guard.provenance.credentials.c2pa import read_manifest
-        from guard.provenance.credentials.fingerprint import fingerprints
-        from guard.verify.metadata import read_metadata
-
         record: dict[str, Any] = {"opt_out": [], "ai_origin": []}
         if isinstance(image, str):
             record["error"] = image
