@@ -1,14 +1,16 @@
-"""The Ray Data engine: the same stages, with the model-free checks and the models as two actor pools.
+"""The Ray Data engine: the local worker's stage code, as an actor pool on a Ray cluster.
 
-    shards ──flat_map(read chunks)──► Inspector actors ──► Scorer actors ──► driver (records per shard)
+    shards ──flat_map(read chunks)──► FilterStage actors (decode, checks, NSFW models) ──► driver
 
 * One dataset row is one chunk (the same chunks the local engine cuts, so every model sees the same
   batches); it travels as a pickled payload, since a chunk's samples are heterogeneous records.
-* Reading is I/O (a small CPU reservation, so the actor pools never starve it); the `Inspector` stage
-  (hashes, watermarks, credentials, metadata, opt-outs, captions) and the `Scorer` stage (the NSFW models,
-  loaded once per actor) are actor pools of `workers` actors each, sized with Ray Data's
-  `compute=ActorPoolStrategy(size=...)` (Ray 2.51 deprecated `concurrency=`). Each worker's CPU is split
-  between its two actors, which alternate on a chunk.
+* Reading is I/O (a small CPU reservation, so the actor pool never starves it). `FilterStage` runs
+  `ChunkProcessor` — decode, hashes, watermarks, credentials, metadata, opt-outs, captions and the NSFW
+  models, loaded once per actor — in a pool of `workers` actors sized with Ray Data's
+  `compute=ActorPoolStrategy(size=...)` (Ray 2.51 deprecated `concurrency=`). One stage rather than a CPU
+  stage and a model stage: split in two, each image was decoded and shipped twice and twice the processes
+  shared the cores, which cost about 30 % more CPU per sample on a CPU-only machine (bench/dataset.py). With
+  GPU actors, splitting the model stage off would pay; it is not done here.
 * `preserve_order` keeps chunks in job order, so the driver knows a shard is complete when its last
   chunk arrives, and writes its checkpoint then, as the local engine does.
 
@@ -29,7 +31,7 @@ from typing import Any
 from guard.dataset.engines import OnChunk, OnShard
 from guard.dataset.readers import iter_chunks
 from guard.dataset.samples import Shard
-from guard.dataset.stages import FilterContext, Inspector, Scorer, assemble, decode_chunk
+from guard.dataset.stages import ChunkProcessor, FilterContext
 from guard.errors import GuardError, user_errors
 
 READ_CPUS = 0.1
@@ -42,32 +44,17 @@ def _read_chunks(row: dict[str, Any], chunk_size: int) -> Iterator[dict[str, Any
         yield {"shard": shard.index, "payload": pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)}
 
 
-class InspectStage:
-    """Ray actor: decode and the model-free checks of one chunk."""
+class FilterStage:
+    """Ray actor: a chunk's decode, checks and model scores (the local worker's `ChunkProcessor`), set up once."""
 
     def __init__(self, context: bytes) -> None:
-        self.inspector = Inspector(pickle.loads(context))
+        self.processor = ChunkProcessor(pickle.loads(context))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         payloads = []
         for payload in batch["payload"]:
             chunk = pickle.loads(payload)
-            inspections = self.inspector.inspect(chunk) if chunk.samples else []
-            payloads.append(pickle.dumps((chunk, inspections), protocol=pickle.HIGHEST_PROTOCOL))
-        return {"shard": batch["shard"], "payload": payloads}
-
-
-class ScoreStage:
-    """Ray actor: the NSFW models on one chunk, then the chunk's records (without the image bytes)."""
-
-    def __init__(self, context: bytes) -> None:
-        self.scorer = Scorer(pickle.loads(context))
-
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        payloads = []
-        for payload in batch["payload"]:
-            chunk, inspections = pickle.loads(payload)
-            records = assemble(chunk, inspections, self.scorer.score(chunk, decode_chunk(chunk)))
+            records = self.processor(chunk) if chunk.samples else []
             payloads.append(pickle.dumps((chunk.shard, chunk.last, records), protocol=pickle.HIGHEST_PROTOCOL))
         return {"shard": batch["shard"], "payload": payloads}
 
@@ -117,7 +104,10 @@ class RayEngine:
             cpus = float(ray.cluster_resources().get("CPU", 1.0))
             self.workers = max(1, self.requested or int(cpus))
             if shards:
-                self._run(ray, shards, context, chunk_size, cpus, on_chunk, on_shard)
+                with warnings.catch_warnings():
+                    # Ray Data copies its DataContext per execution and warns about its own deprecated fields.
+                    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+                    self._run(ray, shards, context, chunk_size, cpus, on_chunk, on_shard)
         finally:
             if started:
                 ray.shutdown()
@@ -129,23 +119,15 @@ class RayEngine:
         data_context.execution_options.preserve_order = True
         data_context.enable_progress_bars = False
         data_context.print_on_execution_start = False
-        # Each worker's CPU is shared by its two actors; the reading tasks' small reservation stays free.
-        actor_cpus = max(0.05, min(1.0, (cpus - READ_CPUS * min(len(shards), 2)) / (2 * self.workers)))
+        # One actor per worker; the reading tasks' small reservation stays free.
+        actor_cpus = max(0.05, min(1.0, (cpus - READ_CPUS * min(len(shards), 2)) / self.workers))
         packed = pickle.dumps(context, protocol=pickle.HIGHEST_PROTOCOL)
         items = [{"shard": json.dumps(shard.to_dict())} for shard in shards]
         dataset = (
             ray.data.from_items(items, override_num_blocks=len(items))
             .flat_map(_read_chunks, fn_kwargs={"chunk_size": chunk_size}, num_cpus=READ_CPUS)
             .map_batches(
-                InspectStage,
-                fn_constructor_kwargs={"context": packed},
-                batch_size=1,
-                compute=ActorPoolStrategy(size=self.workers),
-                num_cpus=actor_cpus,
-                udf_modifying_row_count=False,
-            )
-            .map_batches(
-                ScoreStage,
+                FilterStage,
                 fn_constructor_kwargs={"context": packed},
                 batch_size=1,
                 compute=ActorPoolStrategy(size=self.workers),
@@ -155,18 +137,15 @@ class RayEngine:
         )
         by_index = {shard.index: shard for shard in shards}
         gathered: dict[int, list[dict[str, Any]]] = {}
-        with warnings.catch_warnings():
-            # Ray Data copies its DataContext per execution and warns about its own deprecated fields.
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
-            try:
-                for row in dataset.iter_rows():
-                    shard_index, last, records = pickle.loads(row["payload"])
-                    gathered.setdefault(shard_index, []).extend(records)
-                    on_chunk(records)
-                    if last:
-                        on_shard(by_index[shard_index], gathered.pop(shard_index))
-            except ray.exceptions.RayError as exc:
-                raise _job_error(exc) from None
+        try:
+            for row in dataset.iter_rows():
+                shard_index, last, records = pickle.loads(row["payload"])
+                gathered.setdefault(shard_index, []).extend(records)
+                on_chunk(records)
+                if last:
+                    on_shard(by_index[shard_index], gathered.pop(shard_index))
+        except ray.exceptions.RayError as exc:
+            raise _job_error(exc) from None
 
 
 def _job_error(exc: Exception) -> Exception:
