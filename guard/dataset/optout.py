@@ -185,9 +185,6 @@ class OptOutList:
             )
         self.domains.add(domain)
 
-    def __bool__(self) -> bool:
-        return bool(self.domains or self.prefixes or self.artists)
-
     def url_evidence(self, url: str | None) -> list[Evidence]:
         """Evidence when the sample's URL is on a listed domain (or a subdomain) or under a listed prefix."""
         if not url or not (self.domains or self.prefixes):

@@ -10,9 +10,8 @@
   cannot take the others' scores with it).
 * `assemble`: one flat record per sample, what the checkpoint stores and the decisions are made from.
 
-The local engine runs all of them in one worker process per chunk (decoding once); Ray runs `Inspector`
-and `Scorer` as two actor pools (each decodes: 2 ms for a 512 px JPEG, cheaper than moving pixels).
-Decoding is deterministic and both engines cut the same chunks, so they produce the same records.
+`ChunkProcessor` runs them all on a chunk, decoding each image once: what a local worker process and a Ray
+actor run. Both engines cut the same chunks, so they produce the same records.
 """
 
 from __future__ import annotations
@@ -80,9 +79,8 @@ class Inspector:
         self.captions = build_caption_checker(context.policy) if self.rules.captions.check else None
         self._c2pa = c2pa_context()
 
-    def inspect(self, chunk: Chunk, images: list[Decoded] | None = None) -> list[dict[str, Any]]:
-        """One inspection per sample of the chunk (`images`: already decoded, else decoded here)."""
-        images = images if images is not None else decode_chunk(chunk)
+    def inspect(self, chunk: Chunk, images: list[Decoded]) -> list[dict[str, Any]]:
+        """One inspection per sample of the chunk (`images`: its decoded images)."""
         verdicts = self.captions.check([s.caption for s in chunk.samples]) if self.captions else None
         found = []
         for index, (sample, image) in enumerate(zip(chunk.samples, images, strict=True)):
@@ -142,9 +140,8 @@ class Scorer:
                 options["threads"] = threads
             self.detectors[name] = build_detector(name, options)
 
-    def score(self, chunk: Chunk, images: list[Decoded] | None = None) -> list[dict[str, Any]]:
-        """Per sample: `scores` (detector -> label -> score) and `unavailable` (detector -> reason)."""
-        images = images if images is not None else decode_chunk(chunk)
+    def score(self, images: list[Decoded]) -> list[dict[str, Any]]:
+        """Per decoded image: `scores` (detector -> label -> score) and `unavailable` (detector -> reason)."""
         good = [i for i, image in enumerate(images) if not isinstance(image, str)]
         results: list[dict[str, Any]] = [{"scores": {}, "unavailable": {}} for _ in images]
         batch = [images[i] for i in good]
@@ -187,9 +184,6 @@ def _score_batch(detector: Any, images: list[Image.Image]) -> list[dict[str, flo
     return found
 
 
-RECORD_FIELDS = ("key", "shard", "seq", "member", "url", "caption")
-
-
 def assemble(chunk: Chunk, inspections: list[dict[str, Any]], scorings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat record per sample of the chunk, in order."""
     records = []
@@ -218,7 +212,7 @@ def assemble(chunk: Chunk, inspections: list[dict[str, Any]], scorings: list[dic
 
 
 class ChunkProcessor:
-    """Both stages in one process, decoding once: what a local worker (and a fused Ray stage) runs."""
+    """Both stages in one process, decoding once: what a local worker and a Ray actor run."""
 
     def __init__(self, context: FilterContext) -> None:
         self.inspector = Inspector(context)
@@ -226,4 +220,4 @@ class ChunkProcessor:
 
     def __call__(self, chunk: Chunk) -> list[dict[str, Any]]:
         images = decode_chunk(chunk)
-        return assemble(chunk, self.inspector.inspect(chunk, images), self.scorer.score(chunk, images))
+        return assemble(chunk, self.inspector.inspect(chunk, images), self.scorer.score(images))
