@@ -157,7 +157,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     speed = summary["throughput"]
     rate = speed["samples_per_second"]
     console.print(
-        f"{speed['samples_scored']:,} samples scored on the {speed['engine']} engine with {speed['workers']} workers"
+        f"{speed['samples_scored']:,} samples scored on the {speed['engine']} engine with {speed['workers']} "
+        f"worker{'s' if speed['workers'] != 1 else ''}"
         + (f" at {rate:.1f} samples/s" if rate else "")
         + f"; {summary['shards']['resumed']} of {summary['shards']['total']} shards were already done.",
         highlight=False,
