@@ -19,6 +19,14 @@ class ImageError(GuardError):
     """An image that cannot be read safely: empty, not an image, truncated, too large, unsupported."""
 
 
+class UnsupportedImageError(ImageError):
+    """Data that is not an image, or an image format we do not decode (PDF, SVG, PSD, ...)."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image over the pixel cap (a decompression bomb, or simply too many pixels)."""
+
+
 class ConfigError(GuardError):
     """A setting, key, certificate or file the user pointed to is missing or wrong."""
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from guard.errors import ImageError
+from guard.errors import ImageError, ImageTooLargeError, UnsupportedImageError
 from guard.settings import MAX_PIXELS, env_int
 
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -186,12 +186,14 @@ def _open(data: bytes, name: str) -> Image.Image:
         try:
             return Image.open(io.BytesIO(data), formats=[f for f in DECODED_FORMATS if f in Image.OPEN])
         except Image.DecompressionBombError as exc:
-            raise ImageError(f"{name}: refused as a decompression bomb ({exc}).") from None
+            raise ImageTooLargeError(f"{name}: refused as a decompression bomb ({exc}).") from None
         except UnidentifiedImageError:
             fmt = _sniff_format(data)
             if fmt:
-                raise ImageError(f"{name}: {fmt} files are not supported; convert it to PNG or JPEG.") from None
-            raise ImageError(f"{name}: not an image (unrecognised or corrupt data).") from None
+                raise UnsupportedImageError(
+                    f"{name}: {fmt} files are not supported; convert it to PNG or JPEG."
+                ) from None
+            raise UnsupportedImageError(f"{name}: not an image (unrecognised or corrupt data).") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"{name}: not a readable image ({exc}).") from None
 
@@ -230,7 +232,7 @@ def _check_pixels(name: str, size: tuple[int, int], cap: int) -> None:
     if width <= 0 or height <= 0:
         raise ImageError(f"{name}: the image has no pixels ({width}×{height}).")
     if width * height > cap:
-        raise ImageError(
+        raise ImageTooLargeError(
             f"{name}: {width}×{height} is {width * height / 1e6:.1f} megapixels, over the "
             f"{cap / 1e6:g} MP limit (a decompression-bomb guard; raise it with {MAX_PIXELS})."
         )

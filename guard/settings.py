@@ -22,6 +22,17 @@ TRUST_ANCHORS = "GUARD_TRUST_ANCHORS"
 TRUST_LIST = "GUARD_TRUST_LIST"
 CONFORMING_PRODUCTS = "GUARD_CONFORMING_PRODUCTS"
 RESOLVER_URL = "GUARD_RESOLVER_URL"
+SERVE_HOST = "GUARD_SERVE_HOST"
+SERVE_PORT = "GUARD_SERVE_PORT"
+SERVE_WORKERS = "GUARD_SERVE_WORKERS"
+SERVE_MAX_UPLOAD_BYTES = "GUARD_SERVE_MAX_UPLOAD_BYTES"
+SERVE_THREADS = "GUARD_SERVE_THREADS"
+SERVE_MAX_INFLIGHT = "GUARD_SERVE_MAX_INFLIGHT"
+SERVE_TIMEOUT = "GUARD_SERVE_TIMEOUT"
+SERVE_PUBLIC = "GUARD_SERVE_PUBLIC"
+SERVE_MODEL = "GUARD_SERVE_MODEL"
+AUDIT_PROMPTS = "GUARD_AUDIT_PROMPTS"
+AUDIT_IMAGES = "GUARD_AUDIT_IMAGES"
 
 SETTINGS: dict[str, tuple[str, str]] = {
     HOME: (
@@ -48,6 +59,26 @@ SETTINGS: dict[str, tuple[str, str]] = {
     ),
     CONFORMING_PRODUCTS: ("none", "C2PA conforming products list (JSON, path or URL) the verifier matches"),
     RESOLVER_URL: ("none", "C2PA soft-binding resolution service `guard verify` asks for stripped images"),
+    SERVE_HOST: ("127.0.0.1", "address `guard serve` listens on (`0.0.0.0` behind a load balancer)"),
+    SERVE_PORT: ("8000", "port `guard serve` listens on"),
+    SERVE_WORKERS: ("1", "`guard serve` worker processes (each loads the models once)"),
+    SERVE_MAX_UPLOAD_BYTES: ("26214400 (25 MiB)", "largest request body `guard serve` reads; larger ones get 413"),
+    SERVE_THREADS: (
+        "twice the CPU cores, at least 4",
+        "threads per worker doing CPU work (scoring, verifying, signing)",
+    ),
+    SERVE_MAX_INFLIGHT: (
+        "64",
+        "requests per worker admitted to CPU work at once (running or waiting for a thread); more get 429",
+    ),
+    SERVE_TIMEOUT: ("60", "seconds a request may take in `guard serve` before it is answered 503"),
+    SERVE_PUBLIC: (
+        "none: every endpoint needs an API key",
+        "comma-separated endpoint groups served without a key: `verify`, `resolution`, `metrics`",
+    ),
+    SERVE_MODEL: ("none: no `POST /v1/generate`", "diffusers model (hub id or folder) `guard serve` generates with"),
+    AUDIT_PROMPTS: ("off (the prompt's SHA-256 only)", "`1` to keep prompt text in the audit log"),
+    AUDIT_IMAGES: ("off (the image's SHA-256 only)", "`1` to keep uploaded image bytes in the audit log"),
 }
 
 
@@ -89,6 +120,11 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}.") from None
+
+
+def env_flag(name: str) -> bool:
+    """An on/off setting: `1`, `true`, `yes` or `on` (any case) is on; unset or anything else is off."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def env_text(name: str) -> str | None:

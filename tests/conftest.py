@@ -1,5 +1,5 @@
-"""Fixtures every test module may use: where the shared test data lives, a signing identity per module, and
-trust in its CA.
+"""Fixtures every test module may use: where the shared test data lives, a signing identity per module,
+trust in its CA, and a throwaway PostgreSQL server.
 
 The shared data (real files made by other tools, the C2PA trust lists and rubrics, the labelled prompt corpus)
 sits beside the repository in `../shared`; `SHARED_DIR` is the one place that says so. Tests take it through
@@ -9,6 +9,12 @@ that lists files at collection time reads `SHARED_DIR` itself.
 
 from __future__ import annotations
 
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -55,6 +61,57 @@ def home(tmp_path_factory):
 def trust(home):
     """Trust configuration with the identity's CA as anchor, so its manifests validate as Trusted."""
     return TrustConfig(anchors=(local_trust_anchor(home),))
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    """A SQLAlchemy URL of a PostgreSQL server started for this module (Unix socket in a temporary folder)."""
+    pytest.importorskip("psycopg")
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    # The server refuses to run as root: run it as the `postgres` user when we are root.
+    as_user: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="guard-pg-"))
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no `postgres` user to run the server as")
+        if not shutil.which("runuser"):
+            pytest.skip("running as root without runuser: cannot start PostgreSQL")
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, user="postgres")
+    folder.chmod(0o700)
+    data = folder / "data"
+    options = f"-k {folder} -c listen_addresses='' -F"
+    try:
+        subprocess.run(
+            [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "guard", "--no-sync", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"],
+            check=True,
+            capture_output=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"cannot start a PostgreSQL server here: {exc.stderr.decode(errors='replace').strip()[:200]}")
+    try:
+        yield f"postgresql+psycopg://guard@/postgres?host={folder}"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

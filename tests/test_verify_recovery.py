@@ -5,6 +5,7 @@ gets no origin and no false watermark."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import threading
@@ -229,7 +230,8 @@ def resolver():
 
 def test_recovery_through_a_resolution_service_by_binding(protected, trust, resolver):
     result, stripped, record = protected
-    resolver.bindings[(soft_binding_alg(result.scheme), result.payload.hex())] = result.manifest_id
+    value = base64.b64encode(result.payload).decode()  # the API's encoding of a binding value
+    resolver.bindings[(soft_binding_alg(result.scheme), value)] = result.manifest_id
     resolver.manifests[result.manifest_id] = record.manifest_store
     report = verify_file(stripped, trust=trust, resolver=resolver.url).to_dict()
     assert report["recovered"]["via"] == "resolver"

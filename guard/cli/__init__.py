@@ -11,6 +11,7 @@ from guard import __version__
 from guard.errors import user_errors
 
 COMMANDS: dict[str, str] = {
+    "audit": "guard.cli.audit:audit",
     "check-prompt": "guard.cli.check_prompt:check_prompt",
     "demo": "guard.cli.demo:demo",
     "filter-dataset": "guard.cli.filter_dataset:filter_dataset",
@@ -18,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "keys": "guard.cli.keys:keys",
     "protect": "guard.cli.protect:protect",
     "scan": "guard.cli.scan:scan",
+    "serve": "guard.cli.serve:serve",
     "trust": "guard.cli.trust:trust",
     "verify": "guard.cli.verify:verify",
     "watermark": "guard.cli.watermark:watermark",

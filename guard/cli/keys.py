@@ -1,4 +1,5 @@
-"""`guard keys`: create the local signing identity and show which identity signs."""
+"""`guard keys`: create the local signing identity and show which identity signs; `guard keys api`: API keys
+for `guard serve`."""
 
 from __future__ import annotations
 
@@ -76,3 +77,88 @@ def _print(summary: dict) -> None:
     width = max(len(k) for k in summary)
     for name, value in summary.items():
         click.echo(f"{name.replace('_', ' '):<{width}}  {value if value is not None else '-'}")
+
+
+store_option = click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    help="Store database holding the keys (default GUARD_STORE_URL or the SQLite store in GUARD_HOME).",
+)
+
+
+@keys.group("api")
+def api() -> None:
+    """API keys for `guard serve` (kept hashed in the store database, shared by every replica)."""
+
+
+@api.command("create")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    metavar="SCOPES",
+    help="What the key may do, comma-separated or repeated: scan, protect, verify, generate, admin.",
+)
+@click.option("--name", default="", help="A name to recognise the key by (who or what uses it).")
+@store_option
+@json_option
+def api_create(scopes: tuple[str, ...], name: str, store_url: str | None, as_json: bool) -> None:
+    """Create an API key and print it once (only its SHA-256 is kept: store it now)."""
+    from guard.provenance.credentials.store import ManifestStore
+    from guard.serve.keys import ApiKeys, parse_scopes
+
+    wanted = parse_scopes(scopes)
+    with ManifestStore.open(store_url) as store:
+        record, key = ApiKeys(store.engine).create(wanted, name)
+    if as_json:
+        emit_json({**record.to_dict(), "key": key})
+        return
+    click.echo(key)
+    click.echo(
+        f"key id {record.key_id} ({record.name}), scopes {', '.join(sorted(record.scopes))}. "
+        "This is the only time the key is shown.",
+        err=True,
+    )
+
+
+@api.command("list")
+@store_option
+@json_option
+def api_list(store_url: str | None, as_json: bool) -> None:
+    """List API keys (ids, names, scopes, when created and revoked; never the keys)."""
+    from guard.provenance.credentials.store import ManifestStore
+    from guard.serve.keys import ApiKeys
+
+    with ManifestStore.open(store_url) as store:
+        records = ApiKeys(store.engine).list()
+    for record in records:
+        if as_json:
+            emit_json(record.to_dict())
+            continue
+        state = f"revoked {record.revoked:%Y-%m-%d %H:%M}" if record.revoked else "active"
+        click.echo(
+            f"{record.key_id}  {record.name:<20}  {','.join(sorted(record.scopes)):<28}  "
+            f"created {record.created:%Y-%m-%d %H:%M}  {state}"
+        )
+    if not records and not as_json:
+        click.echo("no API keys; create one with `guard keys api create --scope ...`", err=True)
+
+
+@api.command("revoke")
+@click.argument("key_id")
+@store_option
+@json_option
+def api_revoke(key_id: str, store_url: str | None, as_json: bool) -> None:
+    """Revoke the key KEY_ID (replicas stop accepting it within 30 seconds)."""
+    from guard.provenance.credentials.store import ManifestStore
+    from guard.serve.keys import ApiKeys
+
+    with ManifestStore.open(store_url) as store:
+        record = ApiKeys(store.engine).revoke(key_id)
+    if as_json:
+        emit_json(record.to_dict())
+        return
+    click.echo(f"revoked {record.key_id} ({record.name}) at {record.revoked:%Y-%m-%d %H:%M:%S} UTC")

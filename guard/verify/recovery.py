@@ -13,6 +13,7 @@ signature shows the manifest is genuine and who made the original, not that this
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,8 +159,11 @@ def recover_remote(
         for reading in watermarks:
             if reading.payload is None or reading.detected is False:
                 continue
-            matches = resolver.by_binding(soft_binding_alg(reading.scheme), reading.payload.hex())
+            # the resolution API carries binding values base64-encoded
+            value = base64.b64encode(reading.payload).decode("ascii")
+            matches = resolver.by_binding(soft_binding_alg(reading.scheme), value)
             if matches:
+                reading.resolved = True  # the service knows this payload: the mark is real
                 return _fetch(resolver, matches[0], data, mime, context, products, {"scheme": reading.scheme}), None
         matches = resolver.by_content(data, mime or "application/octet-stream")
         if matches:

@@ -1,8 +1,8 @@
 """A client for the C2PA Soft Binding Resolution API: find a manifest by a watermark or fingerprint value.
 
 Routes used (C2PA "Soft Binding Resolution API", decoupled manifests):
-- `GET  {base}/matches/byBinding?alg=ALG&value=VALUE&maxResults=N` -> `{"matches": [{"manifestId", "endpoint"?,
-  "similarityScore"?}]}`
+- `GET  {base}/matches/byBinding?alg=ALG&value=VALUE&maxResults=N` (VALUE base64) ->
+  `{"matches": [{"manifestId", "endpoint"?, "similarityScore"?}]}`
 - `POST {base}/matches/byContent?alg=ALG&maxResults=N` with the image bytes as the body -> the same shape
 - `GET  {base}/manifests/{manifestId}` -> the manifest store (`application/c2pa`)
 

@@ -1,0 +1,204 @@
+"""Benchmark: `guard serve` over HTTP vs the same library calls in process — requests/s, p50 and p99 for scan
+and verify, same images, same run.
+
+In process, `--concurrency` threads (and, as a second reference, as many threads as the service's CPU pool
+has, `GUARD_SERVE_THREADS`' default) call what the routes call:
+`assess_images([load_image(data)], ...)` for a scan and `Verifier.verify_bytes(data, image=load_image(data))`
+for a verification, with the detectors and verifier the service loads. Over HTTP, a real `guard serve`
+(uvicorn, `--workers` processes, on loopback) gets the same uploads from `--concurrency` concurrent
+connections (httpx, multipart). The HTTP figure includes what only the service does: multipart parsing,
+auth, the audit row of every scan, JSON encoding, the metrics — and the load generator itself, which runs on
+the same cores. Images: real photographs at 512 px (JPEG 90), and for verify also protected files and
+stripped copies (recovered from the store). The rounds alternate in process and HTTP; the table gives the
+median round. Target: HTTP keeps >= 80 % of in-process throughput at concurrency >= 8 (compared with the
+better of the two in-process references).
+
+    .venv/bin/python bench/serve.py [--requests 400] [--concurrency 8] [--rounds 3] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from serve_support import guard_env, running_server  # noqa: E402
+
+from bench.common import sample_photos  # noqa: E402
+from guard.images import load_image  # noqa: E402
+from guard.protect import Protector  # noqa: E402
+from guard.provenance.credentials.keys import SigningIdentity, init_identity  # noqa: E402
+from guard.provenance.credentials.store import ManifestStore  # noqa: E402
+from guard.scan import assess_images  # noqa: E402
+from guard.serve.config import ServeSettings, default_threads  # noqa: E402
+from guard.serve.keys import ApiKeys  # noqa: E402
+from guard.serve.metrics import Metrics  # noqa: E402
+from guard.serve.services import Services  # noqa: E402
+
+TARGET_RATIO = 0.8
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
+FIXTURES = ("P1000827.jpg", "earth_apollo17.jpg")
+
+
+def jpeg(image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def make_images(work: Path, store_url: str) -> dict[str, list[bytes]]:
+    """Scan: real photos at 512 px. Verify: those, plus protected files and their stripped copies."""
+    photos = []
+    for _, image in sample_photos(PHOTOS, FIXTURES):
+        image = image.copy()
+        image.thumbnail((512, 512))
+        photos.append(jpeg(image))
+    verify = list(photos)
+    with ManifestStore.open(store_url) as store:
+        protector = Protector(identity=SigningIdentity.load(work), store=store)
+        for index, data in enumerate(photos[:4]):
+            source = work / f"source-{index}.jpg"
+            source.write_bytes(data)
+            signed = protector.protect_file(source, work / f"protected-{index}.jpg").output.read_bytes()
+            stripped = load_image(signed)
+            verify += [signed, jpeg(stripped, 80)]
+    return {"scan": photos, "verify": verify}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def in_process(services: Services, kind: str, images: list[bytes], requests: int, concurrency: int):
+    def scan(data: bytes) -> None:
+        assess_images([load_image(data)], services.policy, services.detectors)
+
+    def verify(data: bytes) -> None:
+        services.verifier.verify_bytes(data, image=load_image(data))
+
+    call = scan if kind == "scan" else verify
+
+    def timed(index: int) -> float:
+        start = time.perf_counter()
+        call(images[index % len(images)])
+        return time.perf_counter() - start
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        start = time.perf_counter()
+        latencies = list(pool.map(timed, range(requests)))
+        elapsed = time.perf_counter() - start
+    return requests / elapsed, latencies
+
+
+def over_http(url: str, key: str, kind: str, images: list[bytes], requests: int, concurrency: int):
+    path = f"/v1/images/{kind}"
+    latencies: list[float] = []
+    failures: dict[int, int] = {}
+
+    async def run() -> float:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(
+            base_url=url, limits=limits, timeout=300, headers={"Authorization": f"Bearer {key}"}
+        ) as client:
+            jobs = iter(range(requests))
+
+            async def worker() -> None:
+                for index in jobs:
+                    data = images[index % len(images)]
+                    start = time.perf_counter()
+                    response = await client.post(path, files={"file": ("image.jpg", data, "image/jpeg")})
+                    latencies.append(time.perf_counter() - start)
+                    if response.status_code != 200:
+                        failures[response.status_code] = failures.get(response.status_code, 0) + 1
+
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return time.perf_counter() - start
+
+    elapsed = asyncio.run(run())
+    if failures:
+        raise SystemExit(f"HTTP {kind}: non-200 answers {failures}")
+    return requests / elapsed, latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=400, help="requests per measurement")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="guard serve worker processes")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="guard-bench-serve-") as folder:
+        work = Path(folder)
+        init_identity(work)
+        store_url = f"sqlite:///{work / 'store.db'}"
+        images = make_images(work, store_url)
+        with ManifestStore.open(store_url) as store:
+            key = ApiKeys(store.engine).create("admin", "bench")[1]
+        os.environ["GUARD_HOME"] = str(work)
+        services = Services.load(ServeSettings(store_url=store_url), Metrics())
+        results: dict[tuple[str, str], list[tuple[float, list[float]]]] = {}
+        env = guard_env(work, store_url)
+        with running_server(env, "--workers", str(args.workers), "--log-level", "warning") as url:
+            for kind in ("scan", "verify"):  # warm both sides once
+                in_process(services, kind, images[kind], 2 * args.concurrency, args.concurrency)
+                over_http(url, key, kind, images[kind], 2 * args.concurrency, args.concurrency)
+            pool_threads = default_threads()
+            for _ in range(args.rounds):
+                for kind in ("scan", "verify"):
+                    results.setdefault((kind, f"{args.concurrency} threads"), []).append(
+                        in_process(services, kind, images[kind], args.requests, args.concurrency)
+                    )
+                    if pool_threads != args.concurrency:
+                        results.setdefault((kind, f"{pool_threads} threads"), []).append(
+                            in_process(services, kind, images[kind], args.requests, pool_threads)
+                        )
+                    results.setdefault((kind, "HTTP"), []).append(
+                        over_http(url, key, kind, images[kind], args.requests, args.concurrency)
+                    )
+        services.close()
+
+    print(
+        f"\nguard serve vs in-process library calls: {args.requests} requests x {args.rounds} rounds, "
+        f"concurrency {args.concurrency}, {args.workers} worker(s), {os.cpu_count()} CPU cores "
+        f"(median round; shared machine, noisy)\n"
+    )
+    print(f"| {'call':<7} | {'path':<22} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | {'HTTP / in-process':>17} |")
+    print(f"|{'-' * 9}|{'-' * 24}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 19}|")
+    worst = None
+    for kind in ("scan", "verify"):
+        wheres = [where for (k, where) in results if k == kind]
+        medians = {}
+        for where in wheres:
+            rounds = sorted(results[(kind, where)], key=lambda r: r[0])
+            throughput, latencies = rounds[len(rounds) // 2]
+            medians[where] = throughput
+            reference = max(v for w, v in medians.items() if w != "HTTP")
+            ratio = f"{throughput / reference:.2f}" if where == "HTTP" else ""
+            label = "HTTP (guard serve)" if where == "HTTP" else f"in process, {where}"
+            p50, p99 = statistics.median(latencies) * 1000, percentile(latencies, 0.99) * 1000
+            print(f"| {kind:<7} | {label:<22} | {throughput:>7.1f} | {p50:>7.0f} | {p99:>7.0f} | {ratio:>17} |")
+        ratio = medians["HTTP"] / max(v for w, v in medians.items() if w != "HTTP")
+        worst = ratio if worst is None else min(worst, ratio)
+    verdict = "met" if worst >= TARGET_RATIO else "NOT met"
+    print(f"\ntarget HTTP >= {TARGET_RATIO:.0%} of in-process throughput: {verdict} (worst {worst:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
