@@ -16,6 +16,7 @@ CLIP_CACHE = "GUARD_CLIP_CACHE"
 SYNTHETIC_WEIGHTS = "GUARD_SYNTHETIC_WEIGHTS"
 SYNTHETIC_CLIP_MODEL = "GUARD_SYNTHETIC_CLIP_MODEL"
 SYNTHETIC_CLIP_PRETRAINED = "GUARD_SYNTHETIC_CLIP_PRETRAINED"
+MODEL_CACHE = "GUARD_MODEL_CACHE"
 
 SETTINGS: dict[str, tuple[str, str]] = {
     NUDENET_MODEL: ("the `320n.onnx` inside the nudenet wheel", "another NudeNet-format ONNX model file"),
@@ -29,6 +30,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
     SYNTHETIC_WEIGHTS: ("none: the synthetic-image classifier is unavailable", "UnivFD linear probe weights file"),
     SYNTHETIC_CLIP_MODEL: ("ViT-L-14", "open_clip architecture under the synthetic-image probe"),
     SYNTHETIC_CLIP_PRETRAINED: ("openai", "pretrained tag, checkpoint or `local-dir:` of that CLIP"),
+    MODEL_CACHE: (
+        "`$XDG_CACHE_HOME/guard/models` or `~/.cache/guard/models`",
+        "folder for models derived on first use (the prompt classifier's int8 ONNX encoder, ~23 MB)",
+    ),
 }
 
 

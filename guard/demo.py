@@ -84,10 +84,11 @@ class DemoHome:
 
 
 def check_prompts(policy, prompts: tuple[str, ...] = EXAMPLE_PROMPTS) -> list[dict[str, Any]]:
-    """The policy's decision on each example prompt."""
-    from policies import decide_prompt
+    """The policy's decision on each example prompt (rules and text classifier, as `guard check-prompt`)."""
+    from guard.check_prompt import PromptChecker
 
-    return [{"prompt": prompt, **decide_prompt(policy, prompt).to_dict()} for prompt in prompts]
+    decisions = PromptChecker(policy).check(list(prompts))
+    return [{"prompt": prompt, **decision.to_dict()} for prompt, decision in zip(prompts, decisions, strict=True)]
 
 
 def generate(home: DemoHome, policy, output_dir: Path) -> list[dict[str, Any]]:

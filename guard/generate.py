@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from generation.pipeline import GenerationOptions, StepCallback, generate, output_size, validate
+from guard.check_prompt import PromptChecker
 from guard.errors import GuardError
 from guard.images import load_image
 from guard.provenance.credentials.source_types import DigitalSourceType
 from guard.redact import blur
-from policies import Decision, Policy, combine, decide_prompt, load_policy
+from policies import Decision, Policy, combine, load_policy
 
 if TYPE_CHECKING:
     from guard.provenance.credentials.c2pa import Ingredient
@@ -68,6 +69,8 @@ class ImageRecord:
     watermark: dict[str, str] | None = None
     generation: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    prompt_classifier: dict[str, Any] | None = None
+    """The prompt classifier's status and scores for this request's prompt (see `Decision.classifier`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,7 @@ class ImageRecord:
             "watermark": self.watermark,
             "generation": self.generation,
             "timings_ms": self.timings_ms,
+            "prompt_classifier": self.prompt_classifier,
         }
 
 
@@ -106,12 +110,14 @@ def guarded_generate(
     output_format: str = "jpg",
     review_dir: str | Path | None = None,
     on_step: StepCallback | None = None,
+    prompt_checker: PromptChecker | None = None,
 ) -> list[ImageRecord]:
     """Run one request through the guard and return one record per requested image.
 
     `pipeline(task)` gives the diffusers pipeline for `text-to-image` or `image-to-image` (loading it on
     first use); `protector()` the `guard.protect.Protector` (opened on first use). Neither is called for a
-    blocked prompt: no model is loaded or run for it.
+    blocked prompt: no model is loaded or run for it. The prompt is decided by `prompt_checker` (default:
+    a `PromptChecker` for `policy`, rules and text classifier, as `guard check-prompt` decides it).
     """
     validate(options)
     if output_format not in DELIVERY_FORMATS:
@@ -122,7 +128,7 @@ def guarded_generate(
     # 1. The prompt: a blocked prompt never reaches the model, nor does one held for review when there is no
     #    review folder to put its images in (they could not be delivered).
     with _timed(timings, "prompt"):
-        prompt_decision = decide_prompt(policy, options.prompt)
+        prompt_decision = (prompt_checker or PromptChecker(policy)).check_one(options.prompt)
     if prompt_decision.decision == "block" or (prompt_decision.decision == "review" and review_dir is None):
         return [_not_generated(index, request_id, prompt_decision, timings) for index in range(options.num_images)]
 
@@ -240,8 +246,12 @@ class Guard:
         local_files_only: bool | None = None,
         revision: str | None = None,
         output_format: str = "jpg",
+        prompt_classifier: Any = None,
     ) -> None:
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
+        self.prompt_checker = PromptChecker(self.policy, classifier=prompt_classifier)
+        """Decides prompts with the policy's rules and the text classifier (the process-wide one unless
+        `prompt_classifier` is given), exactly as `guard check-prompt` does."""
         self.detectors = detectors
         self.output_format = output_format
         self._protector = protector
@@ -298,6 +308,7 @@ class Guard:
             detectors=self.detectors,
             init_ingredient=init_ingredient(init_image) if init_image is not None else None,
             output_format=self.output_format,
+            prompt_checker=self.prompt_checker,
             review_dir=review_dir,
             on_step=on_step,
         )
@@ -399,6 +410,7 @@ def _generated(
         detectors={name: dict(status) for name, status in assessment.detectors.items()},
         generation=settings,
         timings_ms=dict(timings),
+        prompt_classifier=prompt.classifier,
     )
 
 
@@ -414,6 +426,7 @@ def _not_generated(index: int, request_id: str, decision: Decision, timings: dic
         categories=dict(decision.categories),
         policy={"name": decision.policy_name, "version": decision.policy_version},
         timings_ms=dict(timings),
+        prompt_classifier=decision.classifier,
     )
 
 

@@ -1,6 +1,6 @@
 """Policies: the policy schema and bundled YAML files, prompt normalisation, rule matching and decisions."""
 
-from policies.decide import Decision, combine, decide_image, decide_prompt, most_severe
+from policies.decide import ClassifierScores, Decision, combine, decide_image, decide_prompt, excused_spans, most_severe
 from policies.errors import PolicyError
 from policies.loader import bundled_policies, load_policy
 from policies.normalize import normalize
@@ -9,6 +9,7 @@ from policies.schema import SEVERITY, Category, DetectorConfig, ImageThreshold, 
 __all__ = [
     "SEVERITY",
     "Category",
+    "ClassifierScores",
     "Decision",
     "DetectorConfig",
     "ImageThreshold",
@@ -18,6 +19,7 @@ __all__ = [
     "combine",
     "decide_image",
     "decide_prompt",
+    "excused_spans",
     "load_policy",
     "most_severe",
     "normalize",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,23 @@ from policies.normalize import fold, normalize, offsets, original_span
 from policies.schema import SEVERITY, Policy
 
 UNAVAILABLE_CATEGORY = "detector_unavailable"
+CLASSIFIER_UNAVAILABLE_CATEGORY = "classifier_unavailable"
+
+
+@dataclass(frozen=True)
+class ClassifierScores:
+    """What the prompt/caption classifier said about one text, as the guard hands it to `decide_prompt`.
+
+    Policies import no model: the guard runs the classifier and passes its output here. `scores` maps each
+    label to 0..1; `evidence` maps a label to what explains its score (`span`: the [start, end) characters of
+    the text that scored highest, `nearest`: ids and similarities of the closest labelled examples); `model`
+    names the classifier. When it could not run, `unavailable` holds the reason and `scores` is empty.
+    """
+
+    scores: Mapping[str, float] = field(default_factory=dict)
+    evidence: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    model: str | None = None
+    unavailable: str | None = None
 
 
 @dataclass
@@ -30,6 +48,9 @@ class Decision:
     policy_version: str
     text: str | None = None
     notes: list[str] = field(default_factory=list)
+    classifier: dict[str, Any] | None = None
+    """For prompts checked with the classifier: `status` (`ok` or `unavailable`), the `model`, its `scores`,
+    or the `reason` it was unavailable and what the policy did (`when_unavailable`)."""
     _normalized: str | None = field(default=None, repr=False)
 
     @property
@@ -58,6 +79,8 @@ class Decision:
             out["normalized"] = self.normalized
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.classifier is not None:
+            out["classifier"] = dict(self.classifier)
         return out
 
 
@@ -86,6 +109,7 @@ def combine(decisions: list[Decision]) -> Decision:
         policy_version=first.policy_version,
         text=next((d.text for d in decisions if d.text is not None), None),
         notes=[note for d in decisions for note in d.notes],
+        classifier=next((d.classifier for d in decisions if d.classifier is not None), None),
     )
 
 
@@ -123,24 +147,81 @@ def _views(text: str) -> list[tuple[str, list[int] | None]]:
     return views
 
 
-def decide_prompt(policy: Policy | str | Path, text: str) -> Decision:
-    """Check a prompt or caption against the policy's prompt rules (`policy` may also be a name or path).
+def decide_prompt(policy: Policy | str | Path, text: str, classifier: ClassifierScores | None = None) -> Decision:
+    """Check a prompt or caption against the policy (`policy` may also be a name or path).
 
-    Categories whose action is `allow` are building blocks for combinations and never appear in reasons.
+    The rules always run. `classifier` is the text classifier's output for `text` (None: decide by the rules
+    alone, as when no classifier is in use); a category fires on it when a score reaches one of the
+    category's `classifier` thresholds, with a reason of its own unless the rules already stopped that
+    category (the scores are in the decision's `classifier` record either way). Categories whose action is
+    `allow` are building blocks for combinations and never appear in reasons.
     """
     if not isinstance(policy, Policy):
         policy = load_policy(policy)
     if not isinstance(text, str):
         raise TypeError(f"decide_prompt needs text, got {type(text).__name__}")
+    reasons, actions, matched = _rule_reasons(policy, text)
+    notes: list[str] = []
+    record: dict[str, Any] | None = None
+    if classifier is not None and classifier.unavailable is not None:
+        fallback = policy.prompt_classifier.when_unavailable
+        record = {"status": "unavailable", "reason": classifier.unavailable, "when_unavailable": fallback}
+        if classifier.model:
+            record["model"] = classifier.model
+        if fallback == "review":
+            actions[CLASSIFIER_UNAVAILABLE_CATEGORY] = "review"
+            reasons.append(
+                {
+                    "rule": "classifier:unavailable",
+                    "category": CLASSIFIER_UNAVAILABLE_CATEGORY,
+                    "evidence": f"prompt classifier unavailable: {classifier.unavailable}",
+                }
+            )
+        else:
+            notes.append(f"prompt classifier unavailable ({classifier.unavailable}); decided by the rules only")
+    elif classifier is not None:
+        record = {"status": "ok", "scores": {k: round(float(v), 4) for k, v in classifier.scores.items()}}
+        if classifier.model:
+            record["model"] = classifier.model
+        for reason in _classifier_reasons(policy, text, classifier, matched):
+            if reason["category"] in actions:
+                continue  # the rules already stopped this category: its score is in `classifier.scores`
+            actions[reason["category"]] = most_severe([actions.get(reason["category"], "allow"), reason["action"]])
+            del reason["action"]
+            reasons.append(reason)
+    return _finish(policy, reasons, actions, text=text, notes=notes, classifier=record)
+
+
+def excused_spans(policy: Policy | str | Path, text: str) -> list[tuple[int, int]]:
+    """[start, end) spans of `text` covered by an exception phrase that made a rule match innocent ("nude
+    lipstick"): the guard lets the classifier read the text without them too, so both layers honour the
+    policy's exceptions."""
+    if not isinstance(policy, Policy):
+        policy = load_policy(policy)
+    matcher = policy._matcher or compile_rules(policy)._matcher
+    spans: set[tuple[int, int]] = set()
+    for folded, positions in _views(text):
+        excused: list[tuple[int, int]] = []
+        matcher.find(folded, excused)
+        if excused and positions is None:
+            positions = offsets(text)
+        spans.update(original_span(positions, *span) for span in excused)
+    return sorted(spans)
+
+
+def _rule_reasons(policy: Policy, text: str) -> tuple[list[dict[str, Any]], dict[str, str], set[str]]:
+    """The rules' reasons and actions, and every category whose rules matched (`allow` ones included)."""
     matcher = policy._matcher or compile_rules(policy)._matcher
     reasons: list[dict[str, Any]] = []
     actions: dict[str, str] = {}
+    matched: set[str] = set()
     seen: list[tuple[str, int, int]] = []
     for folded, positions in _views(text):
         matches = matcher.find(folded)
         if matches and positions is None:
             positions = offsets(text)
         for match in matches:
+            matched.add(match.category)
             action = policy.categories[match.category].action
             if action == "allow":
                 continue
@@ -160,7 +241,53 @@ def decide_prompt(policy: Policy | str | Path, text: str) -> Decision:
                 reason["evidence"] = " + ".join(text[a:b] for a, b in parts)
                 reason["spans"] = [list(p) for p in parts]
             reasons.append(reason)
-    return _finish(policy, reasons, actions, text=text)
+    return reasons, actions, matched
+
+
+EVIDENCE_CHARS = 120
+"""A classifier reason quotes at most this much of the prompt (the part that scored highest)."""
+
+
+def _classifier_reasons(
+    policy: Policy, text: str, classifier: ClassifierScores, matched: set[str]
+) -> list[dict[str, Any]]:
+    """One reason per category with a classifier threshold reached (the one passed by the widest margin), with the
+    score, the threshold, the highest-scoring span of the text and the nearest labelled examples."""
+    out: list[dict[str, Any]] = []
+    for cat_name, category in policy.categories.items():
+        if category.action == "allow":
+            continue
+        fired = [
+            t
+            for t in category.classifier
+            if classifier.scores.get(t.label, 0.0) >= t.min_score
+            and (not t.together_with or matched.intersection(t.together_with))
+        ]
+        if not fired:
+            continue
+        threshold = min(fired, key=lambda t: t.min_score - classifier.scores[t.label])
+        score = float(classifier.scores[threshold.label])
+        evidence: Mapping[str, Any] = classifier.evidence.get(threshold.label, {})
+        reason: dict[str, Any] = {
+            "rule": f"classifier:{cat_name}",
+            "category": cat_name,
+            "evidence": f"{threshold.label} score {score:.2f}",
+            "label": threshold.label,
+            "score": round(score, 4),
+            "threshold": threshold.min_score,
+            "action": category.action,
+        }
+        span = evidence.get("span")
+        if span is not None and 0 <= span[0] < span[1] <= len(text):
+            start, end = int(span[0]), int(min(span[1], span[0] + EVIDENCE_CHARS))
+            reason["evidence"] = text[start:end]
+            reason["span"] = [start, end]
+        if threshold.together_with:
+            reason["together_with"] = sorted(matched.intersection(threshold.together_with))
+        if evidence.get("nearest"):
+            reason["nearest"] = [dict(n) for n in evidence["nearest"]]
+        out.append(reason)
+    return out
 
 
 def decide_image(

@@ -238,8 +238,10 @@ class Matcher:
                         found.setdefault(entry_id, []).append(span)
         return found
 
-    def find(self, folded: str) -> list[Match]:
-        """Every rule of the policy that fires on a folded prompt, after exceptions and with combinations."""
+    def find(self, folded: str, excused: list[tuple[int, int]] | None = None) -> list[Match]:
+        """Every rule of the policy that fires on a folded prompt, after exceptions and with combinations.
+
+        With `excused`, the spans of the exception phrases that made a match innocent are appended to it."""
         found, run_spans = self._candidates(folded)
         entries, roles = self._entries, self._roles
         primary: dict[str, list[Match]] = defaultdict(list)
@@ -295,7 +297,11 @@ class Matcher:
 
         def innocent(cat_name: str, span: tuple[int, int]) -> bool:
             cover = covers.get(cat_name)
-            return cover is not None and cover.covers(span)
+            if cover is None or not cover.covers(span):
+                return False
+            if excused is not None:
+                excused.extend(s for s in exceptions[cat_name] if s[0] <= span[0] and span[1] <= s[1])
+            return True
 
         fired: dict[str, list[Match]] = {}
         for cat_name in self.policy.categories:

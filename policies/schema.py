@@ -106,6 +106,15 @@ class ImageThreshold(_Strict):
     min_score: float = Field(ge=0.0)
 
 
+class ClassifierThreshold(_Strict):
+    """The category fires on a prompt when the text classifier scores `label` at least `min_score` (0 to 1);
+    with `together_with`, only when the rules of one of those categories also match the prompt."""
+
+    label: str
+    min_score: float = Field(gt=0.0, le=1.0)
+    together_with: list[str] = Field(default_factory=list)
+
+
 class Category(_Strict):
     """One kind of harm: how to spot it in prompts and images, and what to do when it is found.
 
@@ -116,6 +125,7 @@ class Category(_Strict):
     action: Action
     prompt: PromptRules = Field(default_factory=PromptRules)
     exceptions: Exceptions = Field(default_factory=Exceptions)
+    classifier: list[ClassifierThreshold] = Field(default_factory=list)
     image: list[ImageThreshold] = Field(default_factory=list)
     image_match: Literal["any", "all"] = "any"
 
@@ -142,9 +152,6 @@ class DatasetCaptions(_Strict):
     """Captions go through the prompt policy (rules, and the caption classifier where installed)."""
 
     check: bool = True
-    classifier_min_score: float | None = Field(default=None, ge=0.0, le=1.0)
-    """Drop a caption whose highest caption-classifier score reaches this, on top of the prompt policy's own
-    decision (null: the prompt policy alone). Needs a classifier; with rules alone there are no scores."""
 
 
 class DatasetAiOrigin(_Strict):
@@ -214,6 +221,17 @@ class DatasetRules(_Strict):
         return sorted(set(values))
 
 
+class PromptClassifierConfig(_Strict):
+    """How the policy uses the prompt/caption classifier besides its rules.
+
+    `when_unavailable` says what a prompt gets when the classifier cannot run (model missing, cache not
+    writable, a head made for another encoder): `review` holds every prompt for a person, `rules_only`
+    decides by the rules alone and says so in the decision.
+    """
+
+    when_unavailable: Literal["review", "rules_only"] = "review"
+
+
 class DetectorConfig(BaseModel):
     """Which image detector a policy uses; every key beyond `required` is passed to the detector as is."""
 
@@ -249,6 +267,7 @@ class Policy(_Strict):
     description: str = ""
     detectors: dict[str, DetectorConfig] = Field(default_factory=dict)
     negative_prompt_terms: list[str] = Field(default_factory=list)
+    prompt_classifier: PromptClassifierConfig = Field(default_factory=PromptClassifierConfig)
     categories: dict[str, Category] = Field(min_length=1)
     dataset: DatasetRules = Field(default_factory=DatasetRules)
     _matcher: Any = PrivateAttr(default=None)
@@ -263,6 +282,11 @@ class Policy(_Strict):
         """Detector name -> plain config dict (`required` and its settings), e.g. for `build_detectors`."""
         return {name: config.as_dict() for name, config in self.detectors.items()}
 
+    @property
+    def uses_classifier(self) -> bool:
+        """True when some category has a classifier threshold (otherwise the classifier need not run)."""
+        return any(category.classifier for category in self.categories.values())
+
     def reference_problems(self) -> list[tuple[str, str]]:
         """(field, problem) for names that point nowhere: unknown detectors or categories in combinations."""
         problems: list[tuple[str, str]] = []
@@ -275,6 +299,19 @@ class Policy(_Strict):
                             f"detector {threshold.detector!r} is not in the 'detectors' section",
                         )
                     )
+            for t, threshold in enumerate(category.classifier):
+                if category.action == "allow":
+                    problems.append(
+                        (
+                            f"categories.{cat_name}.classifier.{t}",
+                            "a classifier threshold on an 'allow' category has no effect",
+                        )
+                    )
+                for other in threshold.together_with:
+                    if other not in self.categories:
+                        problems.append(
+                            (f"categories.{cat_name}.classifier.{t}.together_with", f"unknown category {other!r}")
+                        )
             for c, combo in enumerate(category.prompt.combinations):
                 for g, group in enumerate(combo.all_of):
                     where = f"categories.{cat_name}.prompt.combinations.{c}.all_of.{g}.categories"

@@ -25,6 +25,22 @@ from guard.provenance.credentials.keys import init_identity, local_trust_anchor
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory):
+    """A model cache for this test session (`GUARD_MODEL_CACHE`), so tests never write to the user's cache:
+    the prompt classifier's int8 encoder is built into it once, on first use (a few seconds)."""
+    from detectors.settings import MODEL_CACHE
+
+    folder = tmp_path_factory.mktemp("model-cache")
+    previous = os.environ.get(MODEL_CACHE)
+    os.environ[MODEL_CACHE] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop(MODEL_CACHE, None)
+    else:
+        os.environ[MODEL_CACHE] = previous
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """`../shared` beside the repository: fixtures, C2PA conformance data, the prompt corpus."""

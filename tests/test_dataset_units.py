@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from guard.dataset.captions import RuleCaptionChecker, classifier_scores
+from guard.check_prompt import PromptChecker
+from guard.dataset.captions import CaptionChecker, classifier_scores
 from guard.dataset.decisions import Duplicate, decide_record
 from guard.dataset.dedup import HashedSample, near_duplicates
 from guard.dataset.optout import (
@@ -214,12 +215,18 @@ def test_decisions_from_stub_scores():
     assert decide_record(_record(error="broken"), policy).decision == "error"
 
 
-def test_caption_classifier_threshold_and_tags(tmp_path):
+def test_caption_classifier_reasons_and_tags(tmp_path):
     policy = load_policy("dataset")
-    scored = _record(caption_score=0.62, caption_score_category="sexual")
-    decided = decide_record(scored, policy)
-    assert decided.decision == "drop" and decided.reasons[0]["rule"] == "caption:classifier>=0.5"
-    assert decide_record(_record(caption_score=0.49, caption_score_category="sexual"), policy).decision == "keep"
+    stopped = _record(
+        caption_reasons=[{"category": "sexual", "rule": "classifier:sexual", "evidence": "a span"}],
+        caption_categories={"sexual": "block"},
+        caption_score=0.95,
+        caption_score_category="sexual",
+    )
+    decided = decide_record(stopped, policy)
+    assert decided.decision == "drop" and decided.reasons[0]["rule"] == "caption:classifier:sexual"
+    # a score alone decides nothing: the prompt policy's thresholds already gave their reasons
+    assert decide_record(_record(caption_score=0.95, caption_score_category="sexual"), policy).decision == "keep"
     tagging = tmp_path / "tag.yaml"
     tagging.write_text("extends: dataset\ndataset:\n  ai_origin: {action: tag}\n  near_duplicates: {action: review}\n")
     lenient = load_policy(tagging)
@@ -230,20 +237,26 @@ def test_caption_classifier_threshold_and_tags(tmp_path):
     assert copy.decision == "review" and copy.reasons[0]["evidence"] == "2 bits from a (00000)"
 
 
-def test_caption_seam_reads_classifier_scores_from_reasons():
-    decision = Decision(
-        decision="block",
-        reasons=[
-            {"rule": "classifier:sexual", "category": "sexual", "evidence": "score", "score": 0.91},
-            {"rule": "term:x", "category": "sexual", "evidence": "x"},
-        ],
-        categories={"sexual": "block"},
-        policy_name="dataset",
-        policy_version="1",
-    )
-    assert classifier_scores(decision) == {"sexual": 0.91}
-    verdicts = RuleCaptionChecker(load_policy("dataset")).check(["a bowl of fruit", "a nude portrait"])
-    assert [v.decision.decision for v in verdicts] == ["allow", "block"] and verdicts[0].score is None
+def test_caption_check_keeps_the_classifier_scores():
+    def decision(classifier):
+        return Decision("allow", [], {}, "dataset", "1", classifier=classifier)
+
+    ok = decision({"status": "ok", "model": "m", "scores": {"sexual": 0.91, "gore": 0.02}})
+    assert classifier_scores(ok) == {"sexual": 0.91, "gore": 0.02}
+    assert classifier_scores(decision({"status": "unavailable", "reason": "x", "when_unavailable": "review"})) == {}
+    assert classifier_scores(decision(None)) == {}
+
+
+def test_caption_check_is_the_prompt_checker():
+    policy = load_policy("dataset")
+    checker = CaptionChecker(policy)
+    assert checker.name == "rules+classifier"
+    texts = ["a bowl of fruit on a wooden table", "a nude portrait"]
+    verdicts = checker.check(texts)
+    assert [v.decision.to_dict() for v in verdicts] == [d.to_dict() for d in PromptChecker(policy).check(texts)]
+    assert [v.decision.decision for v in verdicts] == ["allow", "block"]
+    assert verdicts[0].score is not None and verdicts[0].score < 0.5
+    assert verdicts[0].top_category in checker.checker.classifier.labels
 
 
 def test_webdataset_keys_split_at_the_first_dot():

@@ -1,22 +1,22 @@
-"""The caption check: one seam, built once per worker, that turns a batch of captions into decisions.
+"""The caption check: built once per worker, it turns a batch of captions into decisions.
 
-Today it is the prompt policy's rules (`decide_prompt`). The semantic prompt guard (a caption classifier on
-a sentence encoder) plugs in here when `guard.check_prompt.PromptChecker` exists: it is built once per
-worker, called on the whole batch, and its per-category scores — the reasons it gives with a `score`, by
-the prompt guard's contract (`rule: "classifier:<category>"`) — are recorded as `caption_score`, which the
-dataset policy's `captions.classifier_min_score` and the summary's threshold sweep read.
+Captions go through `guard.check_prompt.PromptChecker`, the same two layers every prompt passes (the
+policy's rules and, where the policy sets classifier thresholds, the caption classifier), so a caption gets
+the decision the same text would get as a prompt. The classifier's per-label scores are kept for the
+sample's record (`caption_score`: the highest, `caption_score_category`: its label), where the summary's
+threshold sweep reads them; the thresholds themselves are the prompt policy's `classifier` entries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from guard.errors import GuardError
-from policies import Decision, Policy, decide_prompt
+from guard.check_prompt import PromptChecker
+from policies import Decision, Policy
 
-CLASSIFIER_RULE = "classifier:"
+RULES = "rules"
+RULES_AND_CLASSIFIER = "rules+classifier"
 
 
 @dataclass
@@ -25,11 +25,11 @@ class CaptionVerdict:
 
     decision: Decision
     scores: dict[str, float] = field(default_factory=dict)
-    """Harm category -> classifier score (empty with rules alone)."""
+    """Classifier label -> score (empty with rules alone or when the classifier could not run)."""
 
     @property
     def score(self) -> float | None:
-        """The highest classifier score (None with rules alone)."""
+        """The highest classifier score (None without scores)."""
         return max(self.scores.values()) if self.scores else None
 
     @property
@@ -37,71 +37,27 @@ class CaptionVerdict:
         return max(self.scores, key=self.scores.__getitem__) if self.scores else None
 
 
-class CaptionChecker(Protocol):
-    """What the dataset filter needs: a name for the summary and a batch call."""
+class CaptionChecker:
+    """Captions through the prompt policy, in batches."""
 
-    name: str
-
-    def check(self, texts: Sequence[str]) -> list[CaptionVerdict]: ...
-
-
-class RuleCaptionChecker:
-    """Captions through the prompt policy's rules only."""
-
-    name = "rules"
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
+    def __init__(self, policy: Policy, checker: PromptChecker | None = None) -> None:
+        self.checker = checker or PromptChecker(policy)
+        self.name = caption_check_name(policy)
 
     def check(self, texts: Sequence[str]) -> list[CaptionVerdict]:
-        return [CaptionVerdict(decide_prompt(self.policy, text)) for text in texts]
-
-
-class ClassifierCaptionChecker:
-    """Captions through the semantic prompt guard (rules and classifier), scores read from its reasons."""
-
-    name = "rules+classifier"
-
-    def __init__(self, checker: object) -> None:
-        self.checker = checker
-
-    def check(self, texts: Sequence[str]) -> list[CaptionVerdict]:
-        decisions = self.checker.check(list(texts))
-        return [CaptionVerdict(decision, classifier_scores(decision)) for decision in decisions]
+        return [CaptionVerdict(d, classifier_scores(d)) for d in self.checker.check(list(texts))]
 
 
 def classifier_scores(decision: Decision) -> dict[str, float]:
-    """Category -> score from a decision's classifier reasons (and its `scores` mapping, when it has one)."""
-    scores: dict[str, float] = {}
-    for name, value in (getattr(decision, "scores", None) or {}).items():
-        if isinstance(value, int | float):
-            scores[str(name)] = float(value)
-    for reason in decision.reasons:
-        rule = str(reason.get("rule", ""))
-        if rule.startswith(CLASSIFIER_RULE) and isinstance(reason.get("score"), int | float):
-            category = rule[len(CLASSIFIER_RULE) :] or str(reason.get("category"))
-            scores[category] = max(scores.get(category, 0.0), float(reason["score"]))
-    return scores
-
-
-def build_caption_checker(policy: Policy) -> CaptionChecker:
-    """The best caption check installed: the prompt guard's classifier when present, else the rules."""
-    try:
-        from guard.check_prompt import PromptChecker  # the semantic prompt guard, once it has landed
-    except ImportError:
-        return RuleCaptionChecker(policy)
-    try:
-        return ClassifierCaptionChecker(PromptChecker(policy))
-    except TypeError as exc:  # an API mismatch is a bug to report, never a silent fall-back to rules
-        raise GuardError(f"the caption classifier (guard.check_prompt.PromptChecker) cannot be built: {exc}.") from None
+    """Label -> score from a decision's classifier record (empty when the classifier did not run)."""
+    record = decision.classifier or {}
+    if record.get("status") != "ok":
+        return {}
+    return {str(label): float(score) for label, score in (record.get("scores") or {}).items()}
 
 
 def caption_check_name(policy: Policy) -> str | None:
-    """What checks captions in this installation (`rules` or `rules+classifier`; None when turned off)."""
+    """What checks captions under this policy (`rules` or `rules+classifier`; None when turned off)."""
     if not policy.dataset.captions.check:
         return None
-    try:
-        from guard.check_prompt import PromptChecker  # noqa: F401  (present once the prompt guard lands)
-    except ImportError:
-        return RuleCaptionChecker.name
-    return ClassifierCaptionChecker.name
+    return RULES_AND_CLASSIFIER if policy.uses_classifier else RULES

@@ -4,8 +4,9 @@ Policy actions map onto dataset decisions: `block` drops, `review` (and `blur`, 
 cannot be) sets aside, `allow` keeps. The dataset section's own actions are `drop`, `review` and `tag`
 (kept, with the tag recorded). The most severe wins; every reason names its category:
 
-* a prompt-policy category for the caption (`sexual`, `minors`, `public_figures`, ...), also when the
-  caption classifier's score reaches `captions.classifier_min_score`;
+* a prompt-policy category for the caption (`sexual`, `minors`, `public_figures`, ...), from its rules or
+  its classifier thresholds (`caption:classifier:<label>`), or `classifier_unavailable` when the policy
+  sets captions aside while the classifier cannot run;
 * a prompt-policy category for the image scores (both NSFW models, combined as the category says), or
   `detector_unavailable` when a required model could not score the image;
 * `opt_out`, `ai_origin`, `duplicate` (the policy's dataset section), and `error` for an unreadable sample.
@@ -59,11 +60,6 @@ def decide_record(record: dict[str, Any], policy: Policy, duplicate: Duplicate |
     for reason in record.get("caption_reasons") or []:
         action = DATASET_ACTIONS[caption_actions.get(reason["category"], "block")]
         reasons.append(_reason(reason["category"], action, f"caption:{reason['rule']}", reason["evidence"]))
-    threshold = rules.captions.classifier_min_score
-    score = record.get("caption_score")
-    if threshold is not None and score is not None and score >= threshold:
-        category = record.get("caption_score_category") or "caption"
-        reasons.append(_reason(category, "drop", f"caption:classifier>={threshold:g}", f"{category} score {score:.3f}"))
     image = decide_image(policy, record.get("scores") or {}, record.get("unavailable") or {})
     for reason in image.reasons:
         action = DATASET_ACTIONS[image.categories.get(reason["category"], "review")]

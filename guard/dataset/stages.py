@@ -2,9 +2,9 @@
 
 * `decode`: the image bytes through `guard.images.load_image` (pixel cap, truncation, EXIF orientation);
   a failure is the sample's error.
-* `Inspector`: everything that needs no model weights — perceptual hashes, watermarks, Content
-  Credentials, metadata, response headers, opt-out lists — and the caption check (rules; the caption
-  classifier when installed, built once per worker).
+* `Inspector`: everything that needs no image model — perceptual hashes, watermarks, Content
+  Credentials, metadata, response headers, opt-out lists — and the caption check (the prompt policy's
+  rules and caption classifier, `guard.check_prompt.PromptChecker`, built once per worker).
 * `Scorer`: the image NSFW models the policy's `dataset.images.detectors` names, loaded once per worker
   and run on the chunk as one batch (a batch that fails is retried image by image, so one bad image
   cannot take the others' scores with it).
@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image
 
 from guard.dataset import optout, origin
-from guard.dataset.captions import build_caption_checker
+from guard.dataset.captions import CaptionChecker
 from guard.dataset.optout import OptOutList
 from guard.dataset.samples import Chunk, Sample
 from guard.errors import ImageError
@@ -76,7 +76,7 @@ class Inspector:
     def __init__(self, context: FilterContext) -> None:
         self.context = context
         self.rules = context.policy.dataset
-        self.captions = build_caption_checker(context.policy) if self.rules.captions.check else None
+        self.captions = CaptionChecker(context.policy) if self.rules.captions.check else None
         self._c2pa = c2pa_context()
 
     def inspect(self, chunk: Chunk, images: list[Decoded]) -> list[dict[str, Any]]:

@@ -50,8 +50,15 @@ def sweep_columns(policy: Policy, score_columns: list[str]) -> dict[str, list[fl
             column = score_column(threshold.detector, threshold.label)
             if column in score_columns and category.action != "allow":
                 found.setdefault(column, []).append(threshold.min_score)
-    if policy.dataset.captions.classifier_min_score is not None:
-        found["caption_score"] = [policy.dataset.captions.classifier_min_score]
+    caption_thresholds = [
+        threshold.min_score
+        for category in policy.categories.values()
+        if category.action != "allow"
+        for threshold in category.classifier
+        if not threshold.together_with
+    ]
+    if policy.dataset.captions.check and caption_thresholds:
+        found["caption_score"] = caption_thresholds
     return found
 
 

@@ -1,0 +1,274 @@
+"""Benchmark: the prompt guard on corpus sources its classifier never saw, and its speed, beside reference tools.
+
+Accuracy. Every prompt of the labelled corpus (`../shared/prompt-corpus`) is scored by the classifier head
+trained with *its own source held out* (the head ships those fold weights: `Head.without(source)`), and
+decided by the default policy's thresholds. So each figure is on prompts from a source the head did not see.
+Per source and kind of row (unsafe with strong labels, unsafe with weak labels, benign), and for noisy
+variants made here with a seed training never used (benign + junk tokens, mojibake, CLIP markers, style
+tags, soups; the same for unsafe rows), it reports the share stopped (blocked, blurred or sent to review) by:
+
+* the rules alone (`decide_prompt` with no classifier), the classifier alone, and both (the guard);
+* Mewtant's `en-prompt-nsfw-pipeline-bow` and `-char-embed` spaCy pipelines (PyPI), counted as a stop when
+  their top label is `adult` or `cp`. They only know sexual content, so compare them on that.
+
+Plus the rules tests' innocent words ("nude lipstick", Scunthorpe...), which must all stay allowed.
+
+Speed, same prompts, same machine, same run (a fixed sample of 1,000 corpus prompts; the methods take
+turns in each of 5 rounds and each reports its median):
+
+* `guard check-prompt --json -` in a fresh process, prompts on stdin: both layers, start-up included;
+* in-process: rules alone, classifier alone (`PromptClassifier.analyze`, batches of 64), both
+  (`PromptChecker.check`, batches of 64), Mewtant's two pipelines (`nlp.pipe`, batches of 64);
+* the reference: a plain PyTorch MiniLM embedding pass (sentence-transformers `encode`, batch 64, float32,
+  the same bundled all-MiniLM-L6-v2), model load excluded;
+* cold start: `guard check-prompt TEXT` in a fresh process with the encoder cache built (median of 5), and
+  the one-time cache build in an empty cache folder.
+
+Run: `python bench/prompt_guard.py [--runs 5] [--speed-prompts 1000]`. Writes `bench/out/prompt_guard.json`. The machine is shared
+and noisy: speeds are medians of `--runs` passes; compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from detectors.prompt_classifier import PromptClassifier  # noqa: E402
+from detectors.settings import MODEL_CACHE  # noqa: E402
+from detectors.training import augment  # noqa: E402
+from detectors.training.corpus import Row, read_rows  # noqa: E402
+from detectors.training.prompt_head import filler_vocabulary  # noqa: E402
+from guard.check_prompt import PromptChecker  # noqa: E402
+from policies import ClassifierScores, decide_prompt, load_policy  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "prompt-corpus"
+OUT = ROOT / "bench" / "out"
+SEED = 20260  # never used in training
+BATCH = 64
+INNOCENTS = [
+    "Scunthorpe at night", "Penistone railway station", "a cocktail bar", "a therapist", "a sextant",
+    "nude lipstick", "nude heels", "chicken breast", "breast cancer awareness", "a s s e s s the class",
+    "a bookkeeper in Middlesex", "a child flying a kite in the park", "grilled turkey breast with herbs",
+    "pirate booty treasure chest for a kids' birthday party", "Al Gore planting a tree, children's book illustration",
+]  # fmt: skip
+GUARD = [sys.executable, "-c", "from guard.cli import main; main()"]
+REFERENCE = "reference: PyTorch MiniLM pass (sentence-transformers encode)"
+
+
+def noisy_variant(text: str, rng: random.Random, filler: Sequence[str], policy: Any) -> str:
+    """One noisy variant: style tags or not, then one to three other transformations. Junk that happens to
+    spell a blocked word ("kkk", "xxxx") is not harmless junk: such a variant is drawn again, so that the
+    rules judge the variant as they judge the prompt."""
+    flagged = decide_prompt(policy, text).decision != "allow"
+    for _ in range(20):
+        variant = augment.style_tags(text, rng, filler) if rng.random() < 0.5 else text
+        variant = augment.noisy(variant, rng, filler)
+        if (decide_prompt(policy, variant).decision != "allow") == flagged:
+            break
+    return variant
+
+
+def mewtant_stops(nlp, texts: Sequence[str]) -> list[bool]:
+    out = []
+    for doc in nlp.pipe(texts, batch_size=BATCH):
+        top = max(doc.cats, key=doc.cats.get)
+        out.append(top in ("adult", "cp"))
+    return out
+
+
+def held_out_accuracy(classifier: PromptClassifier, rows: list[Row], nlps: dict, log: Callable) -> dict:
+    """Per source and group: n and the share stopped by each method."""
+    policy = load_policy("default")
+    filler = filler_vocabulary(policy)
+    rng = random.Random(SEED)
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for source in sorted({r.source for r in rows}):
+        mine = [r for r in rows if r.source == source]
+        groups: dict[str, list[str]] = {
+            "unsafe strong": [r.prompt for r in mine if r.unsafe and r.strong],
+            "unsafe weak": [r.prompt for r in mine if r.unsafe and not r.strong],
+            "unsafe + noise": [noisy_variant(r.prompt, rng, filler, policy) for r in mine if r.unsafe],
+            "benign": [r.prompt for r in mine if not r.unsafe],
+            "benign + noise": [
+                noisy_variant(r.prompt, rng, filler, policy) for r in mine if not r.unsafe for _ in range(2)
+            ],
+        }
+        results[source] = {}
+        for group, texts in groups.items():
+            if not texts:
+                continue
+            detections = classifier.analyze_without(texts, source)
+            rules, alone, both = [], [], []
+            for text, detection in zip(texts, detections, strict=True):
+                scores = ClassifierScores(detection.scores, detection.details["evidence"])
+                rules.append(decide_prompt(policy, text).decision != "allow")
+                with_classifier = decide_prompt(policy, text, scores)
+                both.append(with_classifier.decision != "allow")
+                alone.append(any(r["rule"].startswith("classifier:") for r in with_classifier.reasons))
+            row = {"n": len(texts), "rules": _share(rules), "classifier": _share(alone), "both": _share(both)}
+            for name, nlp in nlps.items():
+                row[name] = _share(mewtant_stops(nlp, texts))
+            results[source][group] = row
+            log(f"{source:12s} {group:15s} " + " ".join(f"{k}={v}" for k, v in row.items()))
+    return results
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return round(sum(flags) / len(flags), 4) if flags else 0.0
+
+
+def batched(fn: Callable[[list[str]], object], texts: Sequence[str]) -> Callable[[], None]:
+    def run() -> None:
+        for start in range(0, len(texts), BATCH):
+            fn(list(texts[start : start + BATCH]))
+
+    return run
+
+
+def cli_stdin(texts: Sequence[str], env: dict) -> float:
+    """Wall seconds of `guard check-prompt --json -` over `texts`, start-up included; checks every line came out."""
+    payload = ("\n".join(t.replace("\n", " ") for t in texts) + "\n").encode()
+    start = time.perf_counter()
+    done = subprocess.run([*GUARD, "check-prompt", "--json", "-"], input=payload, capture_output=True, env=env)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1) or len(done.stdout.splitlines()) != len(texts):
+        raise SystemExit(f"check-prompt failed: {done.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def cold_start(env: dict, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([*GUARD, "check-prompt", "a lighthouse at dawn"], capture_output=True, env=env, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def speed(texts: list[str], classifier: PromptClassifier, nlps: dict, runs: int, log: Callable) -> dict:
+    """Seconds per method over `texts`: the methods take turns within each round (so a burst of load from
+    other jobs hits them alike), and each method's median over the rounds is reported."""
+    from sentence_transformers import SentenceTransformer
+
+    from detectors.text_encoder import bundled_model_dir
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    policy = load_policy("default")
+    checker = PromptChecker(policy, classifier=classifier)
+    reference = SentenceTransformer(str(bundled_model_dir()), device="cpu")
+    reference.encode(texts[:BATCH], batch_size=BATCH)
+    methods: dict[str, Callable[[], object]] = {
+        "guard check-prompt - (both layers, new process)": lambda: cli_stdin(texts, env),
+        "both layers in process (PromptChecker.check)": batched(checker.check, texts),
+        "classifier alone (PromptClassifier.analyze)": batched(classifier.analyze, texts),
+        "rules alone (decide_prompt)": lambda: [decide_prompt(policy, t) for t in texts],
+        **{name: (lambda nlp=nlp: mewtant_stops(nlp, texts)) for name, nlp in nlps.items()},
+        REFERENCE: lambda: reference.encode(texts, batch_size=BATCH),
+    }
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for round_ in range(runs):
+        for name, method in methods.items():
+            start = time.perf_counter()
+            method()
+            times[name].append(time.perf_counter() - start)
+        log(f"round {round_ + 1}: " + ", ".join(f"{n.split(' (')[0]} {t[-1]:.1f} s" for n, t in times.items()))
+    with tempfile.TemporaryDirectory() as empty:
+        start = time.perf_counter()
+        subprocess.run(
+            [*GUARD, "check-prompt", "a lighthouse"], capture_output=True, check=True, env={**env, MODEL_CACHE: empty}
+        )
+        first = time.perf_counter() - start
+    import torch
+
+    return {
+        "prompts": len(texts),
+        "seconds": {name: round(statistics.median(t), 3) for name, t in times.items()},
+        "cold_start_s": round(cold_start(env), 3),
+        "first_use_with_cache_build_s": round(first, 3),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def print_tables(report: dict) -> None:
+    if "accuracy" in report:
+        print_accuracy(report)
+    print_speed(report)
+
+
+def print_accuracy(report: dict) -> None:
+    methods = ["rules", "classifier", "both", "mewtant-bow", "mewtant-char-embed"]
+    print("\nHeld-out sources: share of prompts stopped (each source scored by the head trained without it)\n")
+    print("| source | prompts | n | " + " | ".join(methods) + " |")
+    print("|---|---|---:|" + "---:|" * len(methods))
+    for source, groups in report["accuracy"].items():
+        for group, row in groups.items():
+            cells = " | ".join(f"{100 * row[m]:.1f} %" for m in methods)
+            print(f"| {source} | {group} | {row['n']} | {cells} |")
+    inn = report["innocents"]
+    print(f"\nInnocent-word controls stopped: {inn['stopped']}/{inn['n']}")
+
+
+def print_speed(report: dict) -> None:
+    sp = report["speed"]
+    reference = sp["seconds"][REFERENCE]
+    print(f"\nSpeed over {sp['prompts']} corpus prompts (median of runs; machine shared, noisy)\n")
+    print("| method | s | prompts/s | ms/prompt | vs PyTorch MiniLM pass |")
+    print("|---|---:|---:|---:|---:|")
+    for name, seconds in sp["seconds"].items():
+        print(
+            f"| {name} | {seconds:.2f} | {sp['prompts'] / seconds:,.0f} | {1000 * seconds / sp['prompts']:.2f} | "
+            f"{reference / seconds:.2f}x |"
+        )
+    print(f"\nCold start, `guard check-prompt TEXT` (cache built): {sp['cold_start_s']:.2f} s")
+    print(f"First use with an empty cache (builds the int8 encoder): {sp['first_use_with_cache_build_s']:.2f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="speed rounds (methods take turns in each)")
+    parser.add_argument("--speed-prompts", type=int, default=1000, help="corpus prompts timed (a fixed sample)")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+
+    def log(message: str) -> None:
+        print(f"[{time.monotonic() - started:5.0f} s] {message}", flush=True)
+
+    import spacy
+
+    nlps = {
+        name: spacy.load(f"en_prompt_nsfw_pipeline_{name.split('-', 1)[1].replace('-', '_')}")
+        for name in ("mewtant-bow", "mewtant-char-embed")
+    }
+    classifier = PromptClassifier()
+    if not classifier.available():
+        raise SystemExit(f"the prompt classifier is unavailable: {classifier.unavailable_reason}")
+    rows = read_rows(CORPUS)
+    report: dict = {"head": classifier.model}
+    if not args.skip_accuracy:
+        report["accuracy"] = held_out_accuracy(classifier, rows, nlps, log)
+    innocent = PromptChecker("default", classifier=classifier).check(INNOCENTS)
+    report["innocents"] = {"n": len(INNOCENTS), "stopped": sum(d.decision != "allow" for d in innocent)}
+    sample = [r.prompt for r in random.Random(SEED).sample(rows, min(args.speed_prompts, len(rows)))]
+    report["speed"] = speed(sample, classifier, nlps, args.runs, log)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "prompt_guard.json").write_text(json.dumps(report, indent=1))
+    print_tables(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

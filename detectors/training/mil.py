@@ -1,0 +1,112 @@
+"""Multiple-instance logistic regression: one linear scorer per label over a text's instances, soft-max pooled.
+
+A text (a *bag*) is its sentence embedding plus its token windows (`detectors.prompt_classifier.instances`);
+its raw score for a label is `logsumexp(tau * (X @ w + b)) / tau` over its instances. The loss is weighted
+binary cross-entropy on the bag scores plus `l2 * |w|^2`, minimised with L-BFGS (scipy) from zero weights:
+deterministic, no GPU, no torch. Instances of a bag are stored contiguously (`starts[i]` is bag i's first
+row), so pooling is `np.*.reduceat`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+
+@dataclass
+class Bags:
+    """Instances of many texts, stacked: rows `starts[i]:starts[i + 1]` belong to text i."""
+
+    X: np.ndarray  # (instances, features) float32
+    starts: np.ndarray  # (texts,) int64, increasing, starts[0] == 0
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.diff(np.append(self.starts, len(self.X)))
+
+    def subset(self, index: np.ndarray) -> Bags:
+        """The bags `index` (in that order)."""
+        sizes = self.sizes[index]
+        rows = np.concatenate(
+            [np.arange(self.starts[i], self.starts[i] + n) for i, n in zip(index, sizes, strict=True)]
+        )
+        return Bags(self.X[rows], np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64))
+
+
+def pooled(z: np.ndarray, bags: Bags, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bag scores (texts, labels) and each instance's pooling weight (its softmax share within its bag)."""
+    top = np.maximum.reduceat(z, bags.starts, axis=0)
+    owner = np.repeat(np.arange(len(bags)), bags.sizes)
+    e = np.exp(tau * (z - top[owner]))
+    total = np.add.reduceat(e, bags.starts, axis=0)
+    return top + np.log(total) / tau, e / total[owner]
+
+
+def fit(
+    bags: Bags,
+    targets: np.ndarray,
+    weights: np.ndarray,
+    *,
+    l2: float,
+    tau: float,
+    max_iter: int = 200,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (features, labels) and biases (labels) minimising the weighted bag cross-entropy.
+
+    `targets` (texts, labels) is 1 or 0; `weights` (texts, labels) is each text's weight for each label (0:
+    the text does not count for that label, e.g. an unsafe text of another category).
+    """
+    features, labels = bags.X.shape[1], targets.shape[1]
+    total = weights.sum(axis=0)
+    total[total == 0] = 1.0
+    owner = np.repeat(np.arange(len(bags)), bags.sizes)
+    X = np.ascontiguousarray(bags.X, dtype=np.float32)  # float64 in these products would copy X every call
+    XT = np.ascontiguousarray(X.T)  # a transposed view multiplies several times slower
+
+    def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w = theta[: features * labels].reshape(features, labels)
+        b = theta[features * labels :]
+        z = X @ w.astype(np.float32) + b.astype(np.float32)
+        s, share = pooled(z, bags, tau)
+        s = s.astype(np.float64)
+        # log(1 + e^s) - t * s, stably
+        loss = (np.logaddexp(0.0, s) - targets * s) * weights / total
+        d_s = (1.0 / (1.0 + np.exp(-s)) - targets) * weights / total
+        d_z = (d_s[owner] * share).astype(np.float32)
+        grad_w = (XT @ d_z).astype(np.float64) + 2 * l2 * w
+        grad_b = d_z.sum(axis=0)
+        value = float(loss.sum() + l2 * (w**2).sum())
+        return value, np.concatenate([grad_w.ravel(), grad_b]).astype(np.float64)
+
+    theta0 = np.zeros(features * labels + labels)
+    theta0[features * labels :] = -2.0
+    # ftol 1e-7: the loss is flat well before scipy's default tolerance, and each step reads every instance
+    result = minimize(loss_and_grad, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "ftol": 1e-7})
+    theta = result.x
+    return theta[: features * labels].reshape(features, labels).astype(np.float32), theta[features * labels :].astype(
+        np.float32
+    )
+
+
+def scores(bags: Bags, w: np.ndarray, b: np.ndarray, tau: float) -> np.ndarray:
+    """Raw bag scores (texts, labels)."""
+    return pooled(bags.X @ w.astype(np.float32) + b.astype(np.float32), bags, tau)[0]
+
+
+def platt(raw: np.ndarray, target: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """(a, b) of the logistic map sigmoid(a * raw + b) fitted to held-out scores (weighted cross-entropy)."""
+    total = max(float(weight.sum()), 1e-12)
+
+    def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        s = theta[0] * raw + theta[1]
+        loss = float(((np.logaddexp(0.0, s) - target * s) * weight).sum() / total)
+        d = (1.0 / (1.0 + np.exp(-s)) - target) * weight / total
+        return loss, np.array([(d * raw).sum(), d.sum()])
+
+    result = minimize(loss_and_grad, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    return float(result.x[0]), float(result.x[1])

@@ -1,0 +1,117 @@
+"""The prompt classifier's head: what it records, the refusal of a head made for another encoder, the scores
+and evidence it gives, and held-out recall on corpus sources read at test time (real model, not mocked)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from detectors.prompt_classifier import DATA_DIR, HEAD_NAME, PromptClassifier
+from detectors.text_encoder import TextEncoder
+from detectors.training.corpus import LABELS, read_rows, sha256
+
+ROW_ID = re.compile(r"^[a-z0-9-]+:[0-9a-f]{12}$")
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    classifier = PromptClassifier()
+    assert classifier.available(), classifier.unavailable_reason
+    return classifier
+
+
+def test_the_head_records_its_corpus_encoder_and_calibration(classifier, shared_dir):
+    head = classifier.head
+    meta = head.metadata
+    assert head.labels == LABELS
+    assert meta["trained"]["corpus_sha256"] == sha256(shared_dir / "prompt-corpus")
+    assert head.encoder == TextEncoder.load().identity
+    calibration = meta["calibration"]
+    assert set(calibration["recommended_thresholds"]) == set(LABELS)
+    assert set(calibration["held_out"]) == {"coco", "i2p", "nibbler", "parti", "ring-a-bell"}
+    assert meta["fold_sources"] == sorted(calibration["held_out"])
+    assert all(ROW_ID.match(i) for i in meta["example_ids"])
+    assert len(meta["example_ids"]) == len(head.example_vectors)
+
+
+def test_the_shipped_head_carries_no_corpus_text(shared_dir):
+    shipped = (DATA_DIR / f"{HEAD_NAME}.json").read_text(encoding="utf-8")
+    arrays = np.load(DATA_DIR / f"{HEAD_NAME}.npz")
+    assert all(arrays[name].dtype.kind in "fbiu" for name in arrays.files), "numbers only"
+    prompts = [row.prompt for row in read_rows(shared_dir / "prompt-corpus") if len(row.prompt) >= 20]
+    assert not [p for p in prompts if p in shipped]
+
+
+@pytest.mark.parametrize("field", ["weights_sha256", "tokenizer_sha256", "recipe", "name"])
+def test_a_head_made_for_another_encoder_is_refused(tmp_path, field):
+    for suffix in ("json", "npz"):
+        shutil.copy(DATA_DIR / f"{HEAD_NAME}.{suffix}", tmp_path / f"{HEAD_NAME}.{suffix}")
+    meta_path = tmp_path / f"{HEAD_NAME}.json"
+    meta = json.loads(meta_path.read_text())
+    meta["encoder"][field] = "something-else"
+    meta_path.write_text(json.dumps(meta))
+    other = PromptClassifier(head_dir=tmp_path)
+    assert not other.available()
+    assert "trained on" in other.unavailable_reason and "retrain" in other.unavailable_reason
+
+
+def test_a_missing_head_makes_the_classifier_unavailable_with_the_reason(tmp_path):
+    missing = PromptClassifier(head_dir=tmp_path)
+    assert not missing.available()
+    assert str(tmp_path) in missing.unavailable_reason
+
+
+def test_scores_and_evidence(classifier):
+    texts = ["a bowl of ramen on a wooden table", "a red fox in the snow, <|startoftext|> 8k, trending on artstation"]
+    detections = classifier.analyze(texts)
+    assert len(detections) == 2
+    for text, detection in zip(texts, detections, strict=True):
+        assert set(detection.scores) == set(LABELS)
+        assert all(0.0 <= s <= 1.0 for s in detection.scores.values())
+        for label in LABELS:
+            evidence = detection.details["evidence"][label]
+            start, end = evidence["span"]
+            assert 0 <= start < end <= len(text)
+            assert 1 <= len(evidence["nearest"]) <= 3
+            assert all(ROW_ID.match(n["id"]) and -1 <= n["similarity"] <= 1 for n in evidence["nearest"])
+    assert classifier.analyze([]) == []
+    assert classifier.score(texts) == [d.scores for d in detections]
+
+
+def _held_out_stop_rate(classifier, rows, source, policy_name="default"):
+    """Share of `rows` the policy stops when the classifier is the head trained with `source` held out."""
+    from guard.check_prompt import PromptChecker
+    from policies import ClassifierScores, decide_prompt
+
+    checker = PromptChecker(policy_name, classifier=classifier)
+    texts = [row.prompt for row in rows]
+    detections = classifier.analyze_without(texts, source)
+    stopped = [
+        decide_prompt(checker.policy, text, ClassifierScores(d.scores, d.details["evidence"])).decision != "allow"
+        for text, d in zip(texts, detections, strict=True)
+    ]
+    return sum(stopped) / len(stopped)
+
+
+def test_held_out_sources_read_from_the_corpus(classifier, shared_dir):
+    """The head trained without a source, on that source's rows: what the benchmark reports, re-measured here.
+
+    Adversarial Nibbler's strong-labelled unsafe prompts (which the rules nearly all miss) are stopped far
+    more often with the classifier, as often as the training run recorded; held-out COCO captions stay
+    within the false-stop target."""
+    from policies import decide_prompt, load_policy
+
+    rows = read_rows(shared_dir / "prompt-corpus")
+    default = load_policy("default")
+    nibbler = [r for r in rows if r.source == "nibbler" and r.unsafe and r.strong]
+    rules_only = sum(decide_prompt(default, r.prompt).decision != "allow" for r in nibbler) / len(nibbler)
+    both = _held_out_stop_rate(classifier, nibbler, "nibbler")
+    recorded = classifier.head.metadata["calibration"]["held_out"]["nibbler"]["unsafe_strong"]["both"]
+    assert both >= rules_only + 0.15
+    assert both >= recorded - 0.05
+    coco = [r for r in rows if r.source == "coco"]
+    assert _held_out_stop_rate(classifier, coco, "coco") <= 0.01
