@@ -24,8 +24,8 @@ turns in each of 5 rounds and each reports its median):
 * cold start: `guard check-prompt TEXT` in a fresh process with the encoder cache built (median of 5), and
   the one-time cache build in an empty cache folder.
 
-Run: `python bench/prompt_guard.py [--runs 5] [--speed-prompts 1000]`. Writes `bench/out/prompt_guard.json`. The machine is shared
-and noisy: speeds are medians of `--runs` passes; compare ratios within one run.
+Run: `python bench/prompt_guard.py [--runs 5] [--speed-prompts 1000]`. Writes `bench/out/prompt_guard.json`.
+The machine is shared and noisy: speeds are medians of `--runs` passes; compare ratios within one run.
 """
 
 from __future__ import annotations
