@@ -143,7 +143,7 @@ def test_summary_counts_and_threshold_sweep(dataset, local_run):
     captions = sweep.pop("caption_score")  # the caption classifier's highest score per caption
     assert captions["policy_thresholds"] == [0.79, 0.88, 0.89, 0.9]
     assert summary["caption_check"] == "rules+classifier"
-    assert captions["scored"] == summary["samples"] - summary["errors"]
+    assert captions["scored"] == summary["samples"]  # a caption is read even when its image is not
     assert set(sweep) == {"nudenet_explicit_nudity", "nudenet_suggestive", "open_nsfw_nsfw"}
     assert sweep["open_nsfw_nsfw"]["policy_thresholds"] == [0.5, 0.8]
     readable = summary["samples"] - summary["errors"]
