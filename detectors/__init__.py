@@ -1,4 +1,4 @@
-"""Detectors: every image scorer (NSFW, concepts, faces, synthetic images). They score; policies decide.
+"""Detectors: every image scorer (NSFW: NudeNet, open_nsfw; concepts, faces, synthetic). They score; policies decide.
 
 ```python
 from detectors import build_detectors

@@ -19,6 +19,7 @@ from detectors.errors import DetectorError
 
 DETECTORS: dict[str, str] = {
     "nudenet": "detectors.nudenet:NudeNetDetector",
+    "open_nsfw": "detectors.open_nsfw:OpenNsfwDetector",
     "clip_concepts": "detectors.concepts:ClipConceptDetector",
     "synthetic": "detectors.synthetic:SyntheticImageDetector",
 }

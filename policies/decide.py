@@ -297,7 +297,8 @@ def decide_image(
 ) -> Decision:
     """Decide on one image from detector scores (detector -> label -> score); `policy` may be a name or path.
 
-    `unavailable` maps a detector that could not run to the reason. A `required` detector that did not
+    A category fires when one of its image thresholds is met, or, with `image_match: all`, when every one
+    is. `unavailable` maps a detector that could not run to the reason. A `required` detector that did not
     report (unavailable or missing from `scores`) makes the decision at least `review`; an optional one
     is only noted.
     """
@@ -308,12 +309,16 @@ def decide_image(
     actions: dict[str, str] = {}
     notes: list[str] = []
     for cat_name, category in policy.categories.items():
+        met = []
         for threshold in category.image:
             score = scores.get(threshold.detector, {}).get(threshold.label)
-            if score is None or score < threshold.min_score:
-                continue
-            if category.action != "allow":
-                actions[cat_name] = most_severe([actions.get(cat_name, "allow"), category.action])
+            if score is not None and score >= threshold.min_score:
+                met.append((threshold, float(score)))
+        if not met or (category.image_match == "all" and len(met) < len(category.image)):
+            continue
+        if category.action != "allow":
+            actions[cat_name] = most_severe([actions.get(cat_name, "allow"), category.action])
+        for threshold, score in met:
             reasons.append(
                 {
                     "rule": f"image:{threshold.detector}.{threshold.label}>={threshold.min_score:g}",
@@ -321,7 +326,7 @@ def decide_image(
                     "evidence": f"{threshold.label}={score:.3f}",
                     "detector": threshold.detector,
                     "label": threshold.label,
-                    "score": float(score),
+                    "score": score,
                     "threshold": threshold.min_score,
                 }
             )

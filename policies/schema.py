@@ -116,7 +116,10 @@ class ClassifierThreshold(_Strict):
 
 
 class Category(_Strict):
-    """One kind of harm: how to spot it in prompts and images, and what to do when it is found."""
+    """One kind of harm: how to spot it in prompts and images, and what to do when it is found.
+
+    `image_match` says how several `image` thresholds combine: `any` (the default) fires when one of them
+    is met, `all` only when every one is (e.g. both NSFW models agree)."""
 
     description: str = ""
     action: Action
@@ -124,6 +127,98 @@ class Category(_Strict):
     exceptions: Exceptions = Field(default_factory=Exceptions)
     classifier: list[ClassifierThreshold] = Field(default_factory=list)
     image: list[ImageThreshold] = Field(default_factory=list)
+    image_match: Literal["any", "all"] = "any"
+
+
+DatasetAction = Literal["drop", "review", "tag"]
+"""What the dataset filter does with a sample: drop it, set it aside for review, or keep it and tag it."""
+
+TRAINING_MINING_ENTRIES = ("ai_training", "ai_generative_training", "data_mining", "ai_inference")
+"""The uses a C2PA `c2pa.training-mining` / CAWG `cawg.training-mining` assertion rules on (without prefix)."""
+
+METADATA_HINTS = ("generator_chunks", "digital_source_type", "software_name")
+"""Kinds of unsigned metadata that can count as AI origin: text chunks written by generation tools (PNG
+`parameters`, ComfyUI graphs, ...), an XMP digital source type, an AI product named as Software/CreatorTool."""
+
+
+class DatasetImages(_Strict):
+    """Which image detectors the dataset filter runs: names from the policy's `detectors` section (null:
+    every detector listed there). A `required` detector must be among them."""
+
+    detectors: list[str] | None = None
+
+
+class DatasetCaptions(_Strict):
+    """Captions go through the prompt policy (rules, and the caption classifier where installed)."""
+
+    check: bool = True
+
+
+class DatasetAiOrigin(_Strict):
+    """Samples that are themselves AI-generated, by watermark, C2PA source type or generator metadata."""
+
+    action: DatasetAction = "drop"
+    watermarks: list[str] = Field(default_factory=lambda: ["guard", "sd-v1", "sd-v2", "sdxl"])
+    c2pa_source_types: list[str] = Field(
+        default_factory=lambda: [
+            "trainedAlgorithmicMedia",
+            "compositeSynthetic",
+            "trainedAlgorithmicData",
+            "compositeWithTrainedAlgorithmicMedia",
+        ]
+    )
+    metadata: list[Literal["generator_chunks", "digital_source_type", "software_name"]] = Field(
+        default_factory=lambda: ["generator_chunks", "digital_source_type"]
+    )
+
+
+class DatasetOptOut(_Strict):
+    """Rights holders' machine-readable reservations against training and data mining."""
+
+    action: DatasetAction = "drop"
+    training_mining_entries: list[Literal["ai_training", "ai_generative_training", "data_mining", "ai_inference"]] = (
+        Field(default_factory=lambda: list(TRAINING_MINING_ENTRIES))
+    )
+    """Entries of C2PA/CAWG training-mining assertions that count (each with its `c2pa.` and `cawg.` name)."""
+    constrained: Literal["not_allowed", "allowed"] = "not_allowed"
+    """How a `constrained` use reads: its constraints cannot be checked by a machine, so not allowed."""
+    iptc_data_mining: bool = True
+    """XMP `plus:DataMining` with a `DMI-PROHIBITED...` value."""
+    tdm_reservation: bool = True
+    """A `tdm-reservation: 1` response header (W3C TDMRep)."""
+    robots_directives: list[str] = Field(default_factory=lambda: ["noai", "noimageai"])
+    """`X-Robots-Tag` directives that reserve the image (compared lower-case)."""
+    robots_user_agents: list[str] = Field(default_factory=lambda: ["img2dataset"])
+    """`X-Robots-Tag: <agent>: noai` counts for these agents (a directive without an agent always counts)."""
+
+
+class DatasetDuplicates(_Strict):
+    """Near-duplicate images: a sample whose perceptual hash is within `max_distance` bits of an earlier
+    sample's (key order) is a duplicate of it."""
+
+    action: DatasetAction = "drop"
+    enabled: bool = True
+    hash: Literal["phash", "colorhash"] = "phash"
+    max_distance: int = Field(default=4, ge=0, le=16)
+
+
+class DatasetRules(_Strict):
+    """How `guard filter-dataset` treats training samples beyond the categories' caption and image rules."""
+
+    images: DatasetImages = Field(default_factory=DatasetImages)
+    captions: DatasetCaptions = Field(default_factory=DatasetCaptions)
+    ai_origin: DatasetAiOrigin = Field(default_factory=DatasetAiOrigin)
+    opt_out: DatasetOptOut = Field(default_factory=DatasetOptOut)
+    near_duplicates: DatasetDuplicates = Field(default_factory=DatasetDuplicates)
+    sweep: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.98])
+    """Thresholds at which the summary counts what each NSFW and caption score would have dropped."""
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep(cls, values: list[float]) -> list[float]:
+        if any(not 0.0 <= v <= 1.0 for v in values):
+            raise ValueError("thresholds must lie between 0 and 1")
+        return sorted(set(values))
 
 
 class PromptClassifierConfig(_Strict):
@@ -174,6 +269,7 @@ class Policy(_Strict):
     negative_prompt_terms: list[str] = Field(default_factory=list)
     prompt_classifier: PromptClassifierConfig = Field(default_factory=PromptClassifierConfig)
     categories: dict[str, Category] = Field(min_length=1)
+    dataset: DatasetRules = Field(default_factory=DatasetRules)
     _matcher: Any = PrivateAttr(default=None)
     _source: Any = PrivateAttr(default=None)
 
@@ -224,4 +320,13 @@ class Policy(_Strict):
                             problems.append((where, f"unknown category {other!r}"))
                         elif other == cat_name:
                             problems.append((where, "a category cannot combine with itself"))
+        run = self.dataset.images.detectors
+        for i, name in enumerate(run or []):
+            if name not in self.detectors:
+                problems.append(
+                    (f"dataset.images.detectors.{i}", f"detector {name!r} is not in the 'detectors' section")
+                )
+        for name, config in self.detectors.items():
+            if run is not None and config.required and name not in run:
+                problems.append(("dataset.images.detectors", f"the required detector {name!r} is missing from it"))
         return problems

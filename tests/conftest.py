@@ -128,3 +128,19 @@ def pg_url():
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole session (two CPUs, a small object store, no dashboard)."""
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        object_store_memory=128 * 1024 * 1024,
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+    )
+    yield ray
+    ray.shutdown()

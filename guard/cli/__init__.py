@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "audit": "guard.cli.audit:audit",
     "check-prompt": "guard.cli.check_prompt:check_prompt",
     "demo": "guard.cli.demo:demo",
+    "filter-dataset": "guard.cli.filter_dataset:filter_dataset",
     "generate": "guard.cli.generate:generate",
     "keys": "guard.cli.keys:keys",
     "protect": "guard.cli.protect:protect",

@@ -12,8 +12,17 @@ EXIT_CLEAN = 0
 EXIT_FLAGGED = 1
 EXIT_BAD_INPUT = 2
 
-DECISION_COLOURS = {"allow": "green", "blur": "yellow", "review": "yellow", "block": "red", "error": "magenta"}
-"""Terminal colour of each decision (and of a file that could not be read), for every command."""
+DECISION_COLOURS = {
+    "allow": "green",
+    "blur": "yellow",
+    "review": "yellow",
+    "block": "red",
+    "error": "magenta",
+    "keep": "green",
+    "drop": "red",
+}
+"""Terminal colour of each decision (and of a file that could not be read), for every command; `keep` and
+`drop` are the dataset filter's."""
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (JSON Lines for many inputs).")
 policy_option = click.option(

@@ -4,7 +4,8 @@ IPTC fields. None of it is signed — anyone can write or remove it — so a hin
 Known markers: AUTOMATIC1111 / Forge `parameters` (PNG text, or EXIF UserComment in JPEG/WebP), ComfyUI
 `prompt` and `workflow` (node graphs), InvokeAI, NovelAI, Fooocus, Draw Things and other tools' own chunks,
 the IPTC digital source type in XMP (`Iptc4xmpExt:DigitalSourceType`), and AI product names in EXIF
-Software / XMP CreatorTool.
+Software / XMP CreatorTool. The PLUS data-mining permission (`plus:DataMining`) is read too (`xmp.data_mining`):
+it is no origin hint, but the dataset filter honours a prohibition.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ AI_SOFTWARE = re.compile(
 _XMP_DST = re.compile(
     rb"Iptc4xmpExt:DigitalSourceType(?:\s*=\s*[\"']([^\"']+)[\"']|\s*>\s*([^<\s]+)\s*<|[^>]*rdf:resource=[\"']([^\"']+))"
 )
+_XMP_DATA_MINING = re.compile(
+    rb"[\w-]+:DataMining(?:\s*=\s*[\"']([^\"']+)[\"']|\s*>\s*([^<\s]+)\s*<|[^>]*rdf:resource=[\"']([^\"']+))"
+)
+"""PLUS `plus:DataMining` (IPTC Photo Metadata 2023.1): whether the image may be used for data mining or AI
+training, as a PLUS vocabulary URI (`http://ns.useplus.org/ldf/vocab/DMI-PROHIBITED-AIMLTRAINING`, ...)."""
 _XMP_CREATOR_TOOL = re.compile(rb"xmp:CreatorTool(?:\s*=\s*[\"']([^\"']+)[\"']|\s*>\s*([^<]+?)\s*<)")
 _EXIF_FIELDS = ("Software", "Make", "Model", "DateTime", "ImageDescription", "Artist", "HostComputer")
 _EXIF_IFD_FIELDS = ("DateTimeOriginal", "UserComment", "LensModel", "BodySerialNumber")
@@ -149,6 +155,9 @@ def _xmp(raw: bytes) -> dict[str, str]:
     dst = _XMP_DST.search(raw)
     if dst:
         found["digital_source_type"] = next(g for g in dst.groups() if g).decode("utf-8", "replace").strip()
+    mining = _XMP_DATA_MINING.search(raw)
+    if mining:
+        found["data_mining"] = next(g for g in mining.groups() if g).decode("utf-8", "replace").strip()
     tool = _XMP_CREATOR_TOOL.search(raw)
     if tool:
         found["creator_tool"] = next(g for g in tool.groups() if g).decode("utf-8", "replace").strip()
