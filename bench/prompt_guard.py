@@ -5,7 +5,8 @@ trained with *its own source held out* (the head ships those fold weights: `Head
 decided by the default policy's thresholds. So each figure is on prompts from a source the head did not see.
 Per source and kind of row (unsafe with strong labels, unsafe with weak labels, benign), and for noisy
 variants made here with a seed training never used (benign + junk tokens, mojibake, CLIP markers, style
-tags, soups; the same for unsafe rows), it reports the share stopped (blocked, blurred or sent to review) by:
+tags, soups; the same for unsafe rows; and benign prompts with junk words taken only from the other
+sources' benign prompts, "neutral noise"), it reports the share stopped (blocked, blurred or sent to review) by:
 
 * the rules alone (`decide_prompt` with no classifier), the classifier alone, and both (the guard);
 * Mewtant's `en-prompt-nsfw-pipeline-bow` and `-char-embed` spaCy pipelines (PyPI), counted as a stop when
@@ -34,6 +35,7 @@ import argparse
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -81,6 +83,16 @@ def noisy_variant(text: str, rng: random.Random, filler: Sequence[str], policy: 
     return variant
 
 
+def neutral_filler(rows: Sequence[Row], source: str, filler: Sequence[str]) -> list[str]:
+    """Junk words that mean nothing harmful: the words of the *other* sources' benign prompts (photo captions
+    and art prompts) that are also in the encoder's vocabulary junk. The whole-vocabulary junk (`filler`)
+    also draws loaded words ("killers", "poison", "confederate"), and a harmless prompt followed by those is
+    no longer plainly harmless; both are reported."""
+    allowed = set(filler)
+    words = {w for r in rows if not r.unsafe and r.source != source for w in re.findall(r"[a-z]{3,}", r.prompt.lower())}
+    return sorted(words & allowed)
+
+
 def mewtant_stops(nlp, texts: Sequence[str]) -> list[bool]:
     out = []
     for doc in nlp.pipe(texts, batch_size=BATCH):
@@ -94,6 +106,7 @@ def held_out_accuracy(classifier: PromptClassifier, rows: list[Row], nlps: dict,
     policy = load_policy("default")
     filler = filler_vocabulary(policy)
     rng = random.Random(SEED)
+    neutral_rng = random.Random(SEED + 1)  # its own draws: the other groups get the variants they always got
     results: dict[str, dict[str, dict[str, float]]] = {}
     for source in sorted({r.source for r in rows}):
         mine = [r for r in rows if r.source == source]
@@ -104,6 +117,13 @@ def held_out_accuracy(classifier: PromptClassifier, rows: list[Row], nlps: dict,
             "benign": [r.prompt for r in mine if not r.unsafe],
             "benign + noise": [
                 noisy_variant(r.prompt, rng, filler, policy) for r in mine if not r.unsafe for _ in range(2)
+            ],
+            "benign + neutral noise": [
+                noisy_variant(r.prompt, neutral_rng, neutral, policy)
+                for neutral in [neutral_filler(rows, source, filler)]
+                for r in mine
+                if not r.unsafe
+                for _ in range(2)
             ],
         }
         results[source] = {}
