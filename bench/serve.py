@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import statistics
@@ -30,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -49,6 +51,8 @@ from guard.serve.metrics import Metrics  # noqa: E402
 from guard.serve.services import Services  # noqa: E402
 
 TARGET_RATIO = 0.8
+LOAD_GENERATOR_CPU: dict[str, list[float]] = {}
+"""Per call: the load generator's own CPU seconds per request, in each HTTP round."""
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
 FIXTURES = ("P1000827.jpg", "earth_apollo17.jpg")
 
@@ -98,10 +102,20 @@ def in_process(services: Services, kind: str, images: list[bytes], requests: int
         return time.perf_counter() - start
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         latencies = list(pool.map(timed, range(requests)))
-        elapsed = time.perf_counter() - start
-    return requests / elapsed, latencies
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return requests / elapsed, latencies, cpu / requests
+
+
+def server_cpu_seconds() -> float:
+    """User + system CPU seconds so far of every process this one started (the server and its workers)."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            times = child.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def over_http(url: str, key: str, kind: str, images: list[bytes], requests: int, concurrency: int):
@@ -129,10 +143,14 @@ def over_http(url: str, key: str, kind: str, images: list[bytes], requests: int,
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             return time.perf_counter() - start
 
+    server, client = server_cpu_seconds(), time.process_time()
     elapsed = asyncio.run(run())
+    server, client = server_cpu_seconds() - server, time.process_time() - client
     if failures:
         raise SystemExit(f"HTTP {kind}: non-200 answers {failures}")
-    return requests / elapsed, latencies
+    global LOAD_GENERATOR_CPU
+    LOAD_GENERATOR_CPU.setdefault(kind, []).append(client / requests)
+    return requests / elapsed, latencies, server / requests
 
 
 def main() -> int:
@@ -178,24 +196,36 @@ def main() -> int:
         f"concurrency {args.concurrency}, {args.workers} worker(s), {os.cpu_count()} CPU cores "
         f"(median round; shared machine, noisy)\n"
     )
-    print(f"| {'call':<7} | {'path':<22} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | {'HTTP / in-process':>17} |")
-    print(f"|{'-' * 9}|{'-' * 24}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 19}|")
+    print(
+        f"| {'call':<7} | {'path':<22} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7} | {'CPU ms/req':>10} "
+        f"| {'HTTP / in-process':>17} |"
+    )
+    print(f"|{'-' * 9}|{'-' * 24}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 12}|{'-' * 19}|")
     worst = None
     for kind in ("scan", "verify"):
         wheres = [where for (k, where) in results if k == kind]
         medians = {}
         for where in wheres:
             rounds = sorted(results[(kind, where)], key=lambda r: r[0])
-            throughput, latencies = rounds[len(rounds) // 2]
+            throughput, latencies, cpu = rounds[len(rounds) // 2]
             medians[where] = throughput
             reference = max(v for w, v in medians.items() if w != "HTTP")
             ratio = f"{throughput / reference:.2f}" if where == "HTTP" else ""
             label = "HTTP (guard serve)" if where == "HTTP" else f"in process, {where}"
             p50, p99 = statistics.median(latencies) * 1000, percentile(latencies, 0.99) * 1000
-            print(f"| {kind:<7} | {label:<22} | {throughput:>7.1f} | {p50:>7.0f} | {p99:>7.0f} | {ratio:>17} |")
+            print(
+                f"| {kind:<7} | {label:<22} | {throughput:>7.1f} | {p50:>7.0f} | {p99:>7.0f} | {1000 * cpu:>10.1f} "
+                f"| {ratio:>17} |"
+            )
         ratio = medians["HTTP"] / max(v for w, v in medians.items() if w != "HTTP")
         worst = ratio if worst is None else min(worst, ratio)
     verdict = "met" if worst >= TARGET_RATIO else "NOT met"
+    print(
+        "\nCPU ms/req: in process, the whole process; over HTTP, the server's processes only. The load "
+        "generator itself used "
+        + ", ".join(f"{kind} {1000 * statistics.median(v):.1f}" for kind, v in LOAD_GENERATOR_CPU.items())
+        + " CPU ms per request on the same cores."
+    )
     print(f"\ntarget HTTP >= {TARGET_RATIO:.0%} of in-process throughput: {verdict} (worst {worst:.2f})")
     return 0
 
