@@ -42,7 +42,7 @@ WINDOW_STRIDE = 32
 """Tokens shared by consecutive windows of a long text."""
 
 PARALLEL_TEXTS_MIN = 8
-"""Texts handed to one thread at a time when a batch is encoded side by side."""
+"""A batch of fewer than twice this many texts is encoded one text after another (a pool is not worth it)."""
 MAX_THREADS = 4
 """Texts encoded at the same time, at most (and at most one per core)."""
 
@@ -328,7 +328,7 @@ class TextEncoder:
         encodings = self._tokenizer.encode_batch(list(texts))
         if len(encodings) < 2 * PARALLEL_TEXTS_MIN or self._threads < 2:
             return [self._encode_one(encoding) for encoding in encodings]
-        return list(self._pool().map(self._encode_one, encodings, chunksize=PARALLEL_TEXTS_MIN))
+        return list(self._pool().map(self._encode_one, encodings))
 
     def _encode_one(self, encoding: Any) -> Encoding:
         windows = [encoding, *encoding.overflowing]
