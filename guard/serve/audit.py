@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from guard.errors import GuardError
+from guard.provenance.credentials.store import as_utc
 
 metadata = sa.MetaData()
 audit_log = sa.Table(
@@ -175,14 +176,13 @@ def parse_since(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
         raise GuardError(
             f"--since {text!r} is neither a duration (30m, 24h, 7d, 2w) nor an ISO date or time (2025-01-31)."
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    return as_utc(moment)
 
 
 def _entry(row: sa.Row) -> AuditEntry:
-    created = row.created if row.created.tzinfo is not None else row.created.replace(tzinfo=dt.UTC)
     return AuditEntry(
         id=row.id,
-        created=created,
+        created=as_utc(row.created),
         request_id=row.request_id,
         key_id=row.key_id,
         endpoint=row.endpoint,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from guard.errors import GuardError
+from guard.provenance.credentials.store import as_utc
 
 SCOPES = ("scan", "protect", "verify", "generate", "admin")
 """What a key may do: `scan` (prompt checks and image scans), `protect`, `verify`, `generate`, and `admin`
@@ -156,18 +157,12 @@ class ApiKeys:
         return record if hmac.compare_digest(_digest(secret), record.secret_sha256) else None
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite keeps no zone; we always write UTC
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 def _record(row: sa.Row) -> ApiKey:
     return ApiKey(
         key_id=row.key_id,
         name=row.name,
         scopes=frozenset(s for s in row.scopes.split(",") if s),
-        created=_aware(row.created),
-        revoked=_aware(row.revoked),
+        created=as_utc(row.created),
+        revoked=as_utc(row.revoked) if row.revoked is not None else None,
         secret_sha256=row.secret_sha256,
     )

@@ -261,10 +261,14 @@ def _unsigned(value: int) -> int:
     return value + (1 << 64) if value < 0 else value
 
 
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """A time read from a store table (SQLite keeps no zone; the store always writes UTC), or a time given
+    without a zone, as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
 def _record(row: sa.Row) -> ManifestRecord:
-    created = row.created
-    if created.tzinfo is None:  # SQLite keeps no zone; we always write UTC
-        created = created.replace(tzinfo=dt.UTC)
+    created = as_utc(row.created)
     return ManifestRecord(
         manifest_id=row.manifest_id,
         payload=bytes(row.payload),
