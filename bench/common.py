@@ -52,6 +52,24 @@ SYNTHETIC_KINDS = ("flat", "gradient", "noise", "stripes", "text", "pattern")
 """The kinds of made-up unwatermarked pictures the false-positive runs add to the photos."""
 
 
+def photo_variant(photo: Image.Image, rng: np.random.Generator, size: int, min_side: int = 16) -> Image.Image:
+    """A `size`-pixel square variant of a real photo: a random crop (half to all of each side), sometimes
+    mirrored or turned, with colour and brightness moved a little."""
+    from PIL import ImageEnhance
+
+    width, height = photo.size
+    scale = rng.uniform(0.5, 1.0)
+    crop_w, crop_h = max(min_side, int(width * scale)), max(min_side, int(height * scale))
+    left, top = int(rng.integers(0, width - crop_w + 1)), int(rng.integers(0, height - crop_h + 1))
+    image = photo.crop((left, top, left + crop_w, top + crop_h)).resize((size, size), Image.BICUBIC)
+    if rng.random() < 0.5:
+        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    if rng.random() < 0.3:
+        image = image.rotate(float(rng.choice([90, 180, 270])))
+    image = ImageEnhance.Color(image).enhance(rng.uniform(0.6, 1.4))
+    return ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
+
+
 def synthetic_image(kind: str, rng: np.random.Generator) -> Image.Image:
     """One made-up picture of `kind` (see `SYNTHETIC_KINDS`), 256-1024 px a side: the cases where watermark
     decoders read structure that is not a mark (flat colours and gradients read as all zeros, noise and

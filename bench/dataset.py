@@ -41,8 +41,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, median_ms, sample_photos
-from PIL import Image, ImageEnhance
+from common import ROOT, median_ms, photo_variant, sample_photos
+from PIL import Image
 
 CHUNK = 16
 SHARD_SIZE = 250
@@ -87,17 +87,7 @@ def make_dataset(folder: Path, count: int, seed: int) -> Path:
         with tarfile.open(folder / f"{shard:05d}.tar", "w") as tar:
             for index in range(first, min(first + SHARD_SIZE, count)):
                 name, photo = photos[index % len(photos)]
-                width, height = photo.size
-                scale = rng.uniform(0.5, 1.0)
-                crop_w, crop_h = max(64, int(width * scale)), max(64, int(height * scale))
-                left, top = int(rng.integers(0, width - crop_w + 1)), int(rng.integers(0, height - crop_h + 1))
-                image = photo.crop((left, top, left + crop_w, top + crop_h)).resize((512, 512), Image.BICUBIC)
-                if rng.random() < 0.5:
-                    image = image.transpose(Image.FLIP_LEFT_RIGHT)
-                if rng.random() < 0.3:
-                    image = image.rotate(float(rng.choice([90, 180, 270])))
-                image = ImageEnhance.Color(image).enhance(rng.uniform(0.6, 1.4))
-                image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
+                image = photo_variant(photo, rng, 512, min_side=64)
                 buffer = io.BytesIO()
                 image.save(buffer, "JPEG", quality=90)
                 key = f"{index:09d}"

@@ -29,7 +29,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance
+from common import photo_variant
+from PIL import Image
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "formats"
 
@@ -58,18 +59,7 @@ def make_images(folder: Path, size: int, count: int, seed: int) -> list[Path]:
     photos = source_photos()
     paths = []
     for index in range(count):
-        photo = photos[index % len(photos)]
-        width, height = photo.size
-        scale = rng.uniform(0.5, 1.0)
-        crop_w, crop_h = max(16, int(width * scale)), max(16, int(height * scale))
-        left, top = int(rng.integers(0, width - crop_w + 1)), int(rng.integers(0, height - crop_h + 1))
-        image = photo.crop((left, top, left + crop_w, top + crop_h)).resize((size, size), Image.BICUBIC)
-        if rng.random() < 0.5:
-            image = image.transpose(Image.FLIP_LEFT_RIGHT)
-        if rng.random() < 0.3:
-            image = image.rotate(float(rng.choice([90, 180, 270])))
-        image = ImageEnhance.Color(image).enhance(rng.uniform(0.6, 1.4))
-        image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
+        image = photo_variant(photos[index % len(photos)], rng, size)
         path = folder / f"{size}_{index:04d}.jpg"
         image.save(path, quality=90)
         paths.append(path)
