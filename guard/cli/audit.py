@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from guard.cli.common import emit_json, json_option
@@ -50,14 +48,16 @@ def audit(
     reasons and policy. Prompt text and image bytes are there only if the service was told to keep them.
     """
     from guard.errors import GuardError
-    from guard.provenance.credentials.store import ManifestStore, default_url
+    from guard.provenance.credentials.store import default_url
     from guard.serve.audit import AuditLog, parse_since
+    from guard.verify.verifier import existing_store
 
     moment = parse_since(since) if since else None
     url = store_url or default_url()
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).expanduser().exists():
+    store = existing_store(url)  # querying never creates a store
+    if store is None:
         raise GuardError(f"There is no store at {url.removeprefix('sqlite:///')}: give --store or GUARD_STORE_URL.")
-    with ManifestStore.open(url) as store:
+    with store:
         entries = AuditLog(store.engine).query(
             since=moment, decisions=decisions, endpoint=endpoint, key_id=key_id, limit=limit
         )

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 
-HASH_BITS = 64
+from guard.provenance.credentials.fingerprint import HASH_BITS, hamming
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def near_duplicates(samples: Iterable[HashedSample], max_distance: int) -> dict[
         candidates = sorted({r for table, key in zip(index, keys, strict=True) for r in table.get(key, ())})
         match = None
         for position in candidates:  # representatives in key order: the earliest within reach wins
-            distance = (representatives[position].value ^ sample.value).bit_count()
+            distance = hamming(representatives[position].value, sample.value)
             if distance <= max_distance:
                 match = (representatives[position].ident, distance)
                 break

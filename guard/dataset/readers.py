@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from guard.dataset.optout import HEADER_FIELDS
 from guard.dataset.samples import Chunk, Sample, Shard
 from guard.errors import GuardError
 from guard.images import IMAGE_SUFFIXES
@@ -44,7 +45,6 @@ PATH_COLUMNS = ("path", "image_path", "file", "filepath", "file_name", "filename
 CAPTION_COLUMNS = ("caption", "txt", "text", "TEXT", "prompt", "alt")
 KEY_COLUMNS = ("key", "__key__", "id")
 URL_COLUMNS = ("url", "URL", "image_url")
-HEADER_COLUMNS = ("headers", "response_headers", "http_headers")
 PARQUET_BATCH_ROWS = 64
 
 
@@ -165,7 +165,7 @@ def _parquet_spec(path: Path, root: Path, image_column: str | None, caption_colu
         "caption": pick(caption_column, CAPTION_COLUMNS, "caption"),
         "key": next((c for c in KEY_COLUMNS if c in names), None),
         "url": next((c for c in URL_COLUMNS if c in names), None),
-        "headers": next((c for c in HEADER_COLUMNS if c in names), None),
+        "headers": next((c for c in HEADER_FIELDS if c in names), None),
     }
     if columns["image"] is None and columns["path"] is None:
         raise GuardError(

@@ -5,10 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-LAYOUTS = ("webdataset", "folder", "parquet")
-"""Input layouts: img2dataset-style WebDataset tars (with a sibling .parquet), folders of images with
-sidecar .txt captions, Parquet files with image bytes or paths and a caption column."""
-
 
 @dataclass(frozen=True)
 class Shard:

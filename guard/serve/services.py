@@ -8,17 +8,16 @@ These are the same library objects the CLI builds (`guard scan`, `guard verify`,
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import logging
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from PIL import Image
 
+from guard.check_prompt import PromptChecker
 from guard.errors import ConfigError
 from guard.provenance.credentials.store import ManifestStore
 from guard.serve.audit import AuditLog
@@ -26,35 +25,9 @@ from guard.serve.config import ServeSettings
 from guard.serve.keys import ApiKeys
 from guard.serve.metrics import Metrics, TimedDetector
 from guard.serve.soft_binding import SoftBindingIndex
-from policies import Decision, Policy, decide_prompt, load_policy
+from policies import Policy, load_policy
 
 log = logging.getLogger("guard.serve")
-
-
-class PromptChecker(Protocol):
-    """Decides on prompts; loaded once per worker."""
-
-    def check(self, texts: Sequence[str]) -> list[Decision]: ...
-
-
-@dataclass
-class RulePromptChecker:
-    """The policy's prompt rules (`policies.decide_prompt`), as `guard check-prompt` applies them."""
-
-    policy: Policy
-
-    def check(self, texts: Sequence[str]) -> list[Decision]:
-        return [decide_prompt(self.policy, text) for text in texts]
-
-
-def load_prompt_checker(policy: Policy) -> PromptChecker:
-    """The checker `guard check-prompt` uses: `guard.check_prompt.PromptChecker` (the policy's rules and, when
-    the policy uses it, the prompt classifier) where this installation has it, else the policy's rules alone."""
-    if importlib.util.find_spec("guard.check_prompt") is None:
-        return RulePromptChecker(policy)
-    from guard.check_prompt import PromptChecker as Checker
-
-    return Checker(policy)
 
 
 @dataclass
@@ -65,6 +38,7 @@ class Services:
     policy: Policy
     detectors: dict[str, Any]
     prompts: PromptChecker
+    """`guard check-prompt`'s checker: the policy's rules and, where it sets thresholds, the classifier."""
     store: ManifestStore
     keys: ApiKeys
     audit: AuditLog
@@ -89,7 +63,7 @@ class Services:
         try:
             detectors = {name: TimedDetector(name, d, metrics) for name, d in detectors_for(policy).items()}
             # exactly what `guard verify` and `guard protect` set up (trust lists, anchors, resolver, identity)
-            verifier = Verifier.from_env(store_url=store.engine.url.render_as_string(hide_password=False))
+            verifier = Verifier.from_env(store=store)
             protector, protector_error = None, None
             try:
                 protector = Protector.from_env(store=store)
@@ -100,7 +74,7 @@ class Services:
                 settings=settings,
                 policy=policy,
                 detectors=detectors,
-                prompts=load_prompt_checker(policy),
+                prompts=PromptChecker(policy),
                 store=store,
                 keys=ApiKeys(store.engine),
                 audit=AuditLog(store.engine),

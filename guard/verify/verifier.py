@@ -91,6 +91,7 @@ class Verifier:
         conforming_products: str | Path | None = None,
         store_url: str | None = None,
         use_store: bool = True,
+        store: ManifestStore | None = None,
         resolver_url: str | None = None,
         classifier: bool | None = None,
     ) -> Verifier:
@@ -99,7 +100,8 @@ class Verifier:
         anchors and allowed certificates given and the local CA (unless `local_anchor=False`); the conforming
         products list given, else GUARD_CONFORMING_PRODUCTS; the manifest store at `store_url`, else
         GUARD_STORE_URL, else the SQLite store in GUARD_HOME when it exists (verifying never creates one;
-        `use_store=False`: none); the resolution service at `resolver_url`, else GUARD_RESOLVER_URL.
+        `use_store=False`: none; `store`: one the caller has open, used as it is and not closed here); the
+        resolution service at `resolver_url`, else GUARD_RESOLVER_URL.
         A store opened here is closed by `close()` (or at the end of a `with` block)."""
         trust = VerifyTrust.from_env(
             anchors=tuple(trust_anchors),
@@ -114,14 +116,16 @@ class Verifier:
         )
         resolver_url = resolver_url or os.environ.get(RESOLVER_URL) or None
         resolver = SoftBindingResolver(resolver_url) if resolver_url else None
-        store = existing_store(store_url) if use_store else None
+        owned = existing_store(store_url) if use_store and store is None else None
         try:
-            verifier = cls(trust=trust, store=store, resolver=resolver, products=products, classifier=classifier)
+            verifier = cls(
+                trust=trust, store=store or owned, resolver=resolver, products=products, classifier=classifier
+            )
         except BaseException:
-            if store is not None:
-                store.close()
+            if owned is not None:
+                owned.close()
             raise
-        verifier._owns_store = store is not None
+        verifier._owns_store = owned is not None
         return verifier
 
     def close(self) -> None:
