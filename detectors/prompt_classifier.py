@@ -159,7 +159,10 @@ class Head:
 
 class PromptClassifier(LazyDetector):
     """Scores prompts and captions per harm label. Loads the encoder and head on first use (or `load()`);
-    unavailable, with the reason, when either cannot be loaded or they do not belong together."""
+    unavailable, with the reason, when either cannot be loaded or they do not belong together.
+
+    `analyze(texts)` (from `LazyDetector`) gives per text the scores (label -> 0..1) and the evidence
+    (`details["evidence"][label]`: `span`, `nearest`); `score(texts)` the scores alone."""
 
     name = "prompt_classifier"
 
@@ -203,26 +206,14 @@ class PromptClassifier(LazyDetector):
         head.check_encoder(encoder.identity)
         self._head, self._encoder = head, encoder
 
-    def analyze(self, texts: Sequence[str]) -> list[Detection]:  # type: ignore[override]
-        """Scores (label -> 0..1) and evidence (`details["evidence"][label]`: `span`, `nearest`) per text."""
-        if not self.available():
-            raise DetectorUnavailable(f"{self.name} is unavailable: {self._reason}")
-        if not texts:
-            return []
-        return self._analyze(list(texts))
-
     def analyze_without(self, texts: Sequence[str], source: str) -> list[Detection]:
         """`analyze` with the head trained while `source` was held out (for held-out evaluation only)."""
         return self._analyze(list(texts), self.head.without(source)) if texts else []
 
-    def score(self, texts: Sequence[str]) -> list[dict[str, float]]:  # type: ignore[override]
-        """Scores (label -> 0..1) per text, in order."""
-        return [detection.scores for detection in self.analyze(texts)]
-
     def _analyze(self, texts: list[str], head: Head | None = None) -> list[Detection]:  # type: ignore[override]
         assert self._head is not None and self._encoder is not None
         head = head or self._head
-        if self._examples is None or len(self._examples) != len(head.example_vectors):
+        if self._examples is None or self._examples.shape[1] != len(head.example_vectors):
             self._examples = np.ascontiguousarray(head.example_vectors.astype(np.float32).T)
         out = []
         for encoding in self._encoder.encode(texts):

@@ -130,8 +130,3 @@ def _without(text: str, spans: Sequence[tuple[int, int]]) -> str:
             last = max(last, end)
     kept.append(text[last:])
     return " ".join(" ".join(kept).split())
-
-
-def check_prompts(texts: Sequence[str], policy: Policy | str | Path | None = None) -> list[Decision]:
-    """`PromptChecker(policy).check(texts)`: one decision per prompt or caption, with both layers."""
-    return PromptChecker(policy).check(texts)

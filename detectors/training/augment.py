@@ -8,8 +8,8 @@ classes in the same proportions, and the label of a variant is the label of its 
 signal either way. `bury` puts an unsafe fragment (found by the caller) into a soup of harmless filler, so
 that a fragment in a soup stays unsafe.
 
-Filler words come from the caller (the benign prompts of the training fold), so a held-out source lends
-nothing to training, not even its vocabulary.
+Filler words come from the caller (`prompt_head.filler_vocabulary`: the encoder's vocabulary minus every
+word the policy's rules match), so no corpus source lends its vocabulary to the junk.
 """
 
 from __future__ import annotations
@@ -242,12 +242,3 @@ def fragment_around(text: str, span: tuple[int, int], rng: random.Random) -> str
     first = max(0, inside[0] - rng.randint(0, 3))
     last = min(len(words) - 1, inside[-1] + rng.randint(0, 3))
     return text[words[first][0] : words[last][1]]
-
-
-def filler_words(texts: Sequence[str], limit: int = 5000) -> list[str]:
-    """Distinct lower-case words of harmless prompts, to fill soups with (at most `limit`, most frequent first)."""
-    counts: dict[str, int] = {}
-    for text in texts:
-        for word in re.findall(r"[a-z]{3,}", text.lower()):
-            counts[word] = counts.get(word, 0) + 1
-    return sorted(counts, key=lambda w: (-counts[w], w))[:limit]
