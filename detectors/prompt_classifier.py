@@ -70,6 +70,12 @@ def soft_max(scores: np.ndarray, tau: float) -> np.ndarray:
     return top + np.log(np.exp(tau * (scores - top)).sum(axis=0)) / tau
 
 
+def calibrate(raw: np.ndarray, calibration: np.ndarray) -> np.ndarray:
+    """Reported 0..1 scores from raw scores (labels on the last axis): `sigmoid(a * raw + b)` per label, with
+    `calibration` (labels, 2) holding (a, b); the trainer fits it with this very map."""
+    return 1.0 / (1.0 + np.exp(-(calibration[:, 0] * raw + calibration[:, 1])))
+
+
 @dataclass(frozen=True)
 class Head:
     """A trained head: per-label instance scorers, the calibration, and the labelled examples for evidence."""
@@ -144,7 +150,7 @@ class Head:
 
     def calibrated(self, raw: np.ndarray) -> np.ndarray:
         """The reported 0..1 scores for raw scores (labels on the last axis)."""
-        return 1.0 / (1.0 + np.exp(-(self.calibration[:, 0] * raw + self.calibration[:, 1])))
+        return calibrate(raw, self.calibration)
 
     def nearest(self, similarity: np.ndarray, k: int = NEAREST) -> list[list[dict[str, Any]]]:
         """Per label, the `k` labelled examples of that label with the highest `similarity` (one value per

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.prompt_classifier import DATA_DIR, FORMAT, HEAD_NAME, instances
+from detectors.prompt_classifier import DATA_DIR, FORMAT, HEAD_NAME, calibrate, instances
 from detectors.text_encoder import TextEncoder, bundled_model_dir
 from detectors.training import augment, mil
 from detectors.training.corpus import LABELS, Row, read_rows, sha256
@@ -240,15 +240,11 @@ def cross_validate(bags: mil.Bags, samples: Sequence[Sample], log: Any = None) -
     return out
 
 
-def calibrate(raw: np.ndarray, samples: Sequence[Sample]) -> np.ndarray:
+def fit_calibration(raw: np.ndarray, samples: Sequence[Sample]) -> np.ndarray:
     """Per label (a, b) of sigmoid(a * raw + b), fitted on the held-out scores of corpus samples."""
     targets, weights = targets_and_weights(samples)
     keep = np.array([s.source != "policy" for s in samples])
     return np.array([mil.platt(raw[keep, j], targets[keep, j], weights[keep, j]) for j in range(len(LABELS))])
-
-
-def apply_calibration(raw: np.ndarray, calibration: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(calibration[:, 0] * raw + calibration[:, 1])))
 
 
 def recommend_thresholds(scores: np.ndarray, samples: Sequence[Sample]) -> dict[str, float]:
@@ -338,8 +334,8 @@ def train(corpus: Path, out_dir: Path, log: Any = print, cache: Path | None = No
     bags = embed(samples, encoder, log, cache)
     folds = cross_validate(bags, samples, log)
     corpus_mask = np.array([s.source != "policy" for s in samples])
-    calibration = calibrate(folds["raw"], samples)
-    held_out = apply_calibration(folds["raw"], calibration)
+    calibration = fit_calibration(folds["raw"], samples)
+    held_out = calibrate(folds["raw"], calibration)
     held_out[~corpus_mask] = 0.0
     thresholds = recommend_thresholds(held_out, samples)
     rules = np.array([decide_prompt(policy, s.text).decision != "allow" for s in samples])
