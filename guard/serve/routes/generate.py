@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from guard.serve.audit import AuditEntry, redact_prompt_reasons, sha256_hex
+from guard.serve.audit import redact_prompt_reasons
 from guard.serve.auth import Principal, require
 from guard.serve.routes import Context, context
 from guard.serve.schemas import AUTH_PROBLEMS, GenerateRequest, problems
@@ -70,22 +70,18 @@ def _generate(ctx: Context, body: GenerateRequest) -> list[dict[str, Any]]:
             documents.append(document)
     services.audit.record(
         [
-            AuditEntry(
-                endpoint="generate",
-                input_sha256=sha256_hex(body.prompt),
-                decision=document["decision"],
-                categories=document["categories"],
+            ctx.audit_entry(
+                "generate",
+                body.prompt,
+                document,
                 reasons=[
                     reason
                     if reason.get("stage") != "prompt"
                     else redact_prompt_reasons([reason], keep_text=keep_prompt)[0]
                     for reason in document["reasons"]
                 ],
-                policy=document["policy"],
-                request_id=ctx.request_id,
-                key_id=ctx.key_id,
                 detail={"index": document["index"], "stage": document["stage"], "manifest_id": document["manifest_id"]},
-                prompt=body.prompt if keep_prompt else None,
+                prompt=body.prompt,
             )
             for document in documents
         ]

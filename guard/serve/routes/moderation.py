@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from guard.images import load_image
 from guard.scan import assess_images
-from guard.serve.audit import AuditEntry, redact_prompt_reasons, sha256_hex
+from guard.serve.audit import redact_prompt_reasons
 from guard.serve.auth import Principal, require
 from guard.serve.moderation import combine_views, view
 from guard.serve.routes import Context, context
@@ -48,19 +48,8 @@ def _check_prompts(ctx: Context, texts: list[str]) -> list[dict[str, Any]]:
     for text, decision in zip(texts, services.prompts.check(texts), strict=True):
         document = {"prompt": text, **decision.to_dict()}
         results.append(document)
-        entries.append(
-            AuditEntry(
-                endpoint="prompts.check",
-                input_sha256=sha256_hex(text),
-                decision=document["decision"],
-                categories=document["categories"],
-                reasons=redact_prompt_reasons(document["reasons"], keep_text=services.settings.audit_prompts),
-                policy=document["policy"],
-                request_id=ctx.request_id,
-                key_id=ctx.key_id,
-                prompt=text if services.settings.audit_prompts else None,
-            )
-        )
+        reasons = redact_prompt_reasons(document["reasons"], keep_text=services.settings.audit_prompts)
+        entries.append(ctx.audit_entry("prompts.check", text, document, reasons=reasons, prompt=text))
     services.audit.record(entries)
     return results
 
@@ -87,21 +76,7 @@ def _scan(ctx: Context, data: bytes, name: str) -> dict[str, Any]:
     assessment = assess_images([image], services.policy, services.detectors)[0]
     document = {"path": name, **assessment.to_dict()}
     document["_scores"] = assessment.scores
-    services.audit.record(
-        [
-            AuditEntry(
-                endpoint="images.scan",
-                input_sha256=sha256_hex(data),
-                decision=document["decision"],
-                categories=document["categories"],
-                reasons=document["reasons"],
-                policy=document["policy"],
-                request_id=ctx.request_id,
-                key_id=ctx.key_id,
-                image=data if services.settings.audit_images else None,
-            )
-        ]
-    )
+    services.audit.record([ctx.audit_entry("images.scan", data, document, image=data)])
     return document
 
 

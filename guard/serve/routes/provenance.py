@@ -14,7 +14,6 @@ from guard.images import load_image
 from guard.protect import SIGNED_FORMATS
 from guard.provenance.credentials.manifest import EDIT
 from guard.provenance.credentials.source_types import DigitalSourceType
-from guard.serve.audit import AuditEntry, sha256_hex
 from guard.serve.auth import Principal, require
 from guard.serve.problems import Problem
 from guard.serve.routes import Context, context
@@ -183,20 +182,6 @@ def _protect(ctx: Context, data: bytes, name: str, output: str | None, options: 
         source.write_bytes(data)
         result = services.protector.protect_file(source, target, **options)
         signed = target.read_bytes()
-    services.audit.record(
-        [
-            AuditEntry(
-                endpoint="images.protect",
-                input_sha256=sha256_hex(data),
-                decision="signed",
-                categories={},
-                reasons=[],
-                policy={},
-                request_id=ctx.request_id,
-                key_id=ctx.key_id,
-                detail={"manifest_id": result.manifest_id, "watermark": result.to_dict()["watermark"]},
-                image=data if services.settings.audit_images else None,
-            )
-        ]
-    )
+    detail = {"manifest_id": result.manifest_id, "watermark": result.to_dict()["watermark"]}
+    services.audit.record([ctx.audit_entry("images.protect", data, {"decision": "signed"}, detail=detail, image=data)])
     return result, signed
