@@ -98,8 +98,9 @@ class SoftBindingIndex:
         }
 
     def by_binding(self, alg: str, value: str, max_results: int = 10) -> list[Match]:
-        """Manifests registered under this algorithm and value (BindingValueError for a bad query)."""
-        alg = alg.strip()
+        """Manifests registered under this algorithm and value (BindingValueError for a bad query); at most
+        `max_results` of them, and never more than MAX_RESULTS."""
+        alg, max_results = alg.strip(), min(max_results, MAX_RESULTS)
         if alg == FINGERPRINT_ALG:
             raw = decode_value(value, FINGERPRINT_BYTES)
             query = {kind: int.from_bytes(raw[8 * i : 8 * i + 8], "big") for i, kind in enumerate(KINDS)}
@@ -154,7 +155,7 @@ class SoftBindingIndex:
         record = self.store.find_by_payload(payload)
         if record is None or record.scheme != scheme:
             return []
-        return [Match(record.manifest_id, 100)][:max_results]
+        return [Match(record.manifest_id, 100)]
 
     def _by_fingerprint(self, query: dict[str, int], max_results: int) -> list[Match]:
         matches = self.store.find_by_fingerprint(query, max_distance=self.max_distance)

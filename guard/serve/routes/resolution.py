@@ -50,11 +50,7 @@ async def query_by_binding(
     alg: Annotated[str, Query(description="Soft binding algorithm, from /services/supportedAlgorithms.")],
     maxResults: MaxResults = 10,
 ) -> JSONResponse:
-    ctx = context(request)
-    try:
-        return _matches(await ctx.pool.run(ctx.services.index.by_binding, alg, value, min(maxResults, MAX_RESULTS)))
-    except BindingValueError as exc:
-        raise _bad_query(exc) from None
+    return await _by_binding(request, alg, value, maxResults)
 
 
 @router.post(
@@ -70,11 +66,13 @@ async def query_by_large_binding(
     query: Annotated[SoftBindingQuery, Body()],
     maxResults: MaxResults = 10,
 ) -> JSONResponse:
+    return await _by_binding(request, query.alg, query.value, maxResults)
+
+
+async def _by_binding(request: Request, alg: str, value: str, max_results: int) -> JSONResponse:
     ctx = context(request)
     try:
-        return _matches(
-            await ctx.pool.run(ctx.services.index.by_binding, query.alg, query.value, min(maxResults, MAX_RESULTS))
-        )
+        return _matches(await ctx.pool.run(ctx.services.index.by_binding, alg, value, max_results))
     except BindingValueError as exc:
         raise _bad_query(exc) from None
 
@@ -114,7 +112,7 @@ async def query_by_content(
             alg,
             hint_alg=hintAlg,
             hint_value=hintValue,
-            max_results=min(maxResults, MAX_RESULTS),
+            max_results=maxResults,
         )
     except BindingValueError as exc:
         raise _bad_query(exc) from None
