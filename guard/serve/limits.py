@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from guard.serve.problems import PROBLEM_MIME, TITLES, TYPE_BASE, Problem
+from guard.serve.problems import PROBLEM_MIME, Problem, problem_document
 from guard.settings import SERVE_MAX_UPLOAD_BYTES
 
 T = TypeVar("T")
@@ -32,9 +32,7 @@ closes."""
 
 
 def _problem_bytes(status: int, kind: str, detail: str, path: str) -> bytes:
-    document = {"type": TYPE_BASE + kind, "title": TITLES[status], "status": status, "detail": detail}
-    document["instance"] = path
-    return json.dumps(document).encode("utf-8")
+    return json.dumps(problem_document(status, kind, detail, path)).encode("utf-8")
 
 
 class RequestLimits:

@@ -70,6 +70,12 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    document = problem_document(status, kind, detail, instance, **extra)
+    return JSONResponse(document, status_code=status, headers=headers, media_type=PROBLEM_MIME)
+
+
+def problem_document(status: int, kind: str, detail: str, instance: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The RFC 9457 problem document (`type`, `title`, `status`, `detail`, `instance`, and any extra members)."""
     document: dict[str, Any] = {
         "type": TYPE_BASE + kind,
         "title": TITLES.get(status, "Error"),
@@ -79,7 +85,7 @@ def problem_response(
     if instance:
         document["instance"] = instance
     document.update(extra)
-    return JSONResponse(document, status_code=status, headers=headers, media_type=PROBLEM_MIME)
+    return document
 
 
 def image_problem(exc: ImageError, *, corrupt_status: int = 422) -> Problem:
