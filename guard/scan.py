@@ -110,7 +110,7 @@ def assess_images(
             status[name] = {"status": "unavailable", "reason": reason}
             continue
         try:
-            results[name] = _analyze(detector, rgb)
+            results[name] = analyze_with(detector, rgb)
             if len(results[name]) != len(rgb):
                 raise RuntimeError(f"{len(results.pop(name))} results for {len(rgb)} images")
         except Exception as exc:  # a model failing at run time: report it and let the policy fail closed
@@ -133,7 +133,7 @@ def assess_images(
     return assessments
 
 
-def _analyze(detector: Detector, images: list[Image.Image]) -> list[Detection]:
+def analyze_with(detector: Detector, images: list[Image.Image]) -> list[Detection]:
     """Scores and details; a detector with only `score` (no details) is accepted too."""
     analyze = getattr(detector, "analyze", None)
     if analyze is not None:

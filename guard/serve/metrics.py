@@ -113,17 +113,12 @@ class TimedDetector:
         self.inner = detector
         self._histogram = metrics.detector_latency.labels(name)
 
-    @property
-    def unavailable_reason(self) -> str | None:
-        return self.inner.unavailable_reason
-
     def analyze(self, images: Sequence[Any]) -> list[Detection]:
+        from guard.scan import analyze_with
+
         start = time.perf_counter()
         try:
-            analyze = getattr(self.inner, "analyze", None)
-            if analyze is not None:
-                return analyze(images)
-            return [Detection(scores=dict(scores)) for scores in self.inner.score(images)]
+            return analyze_with(self.inner, list(images))
         finally:
             self._histogram.observe(time.perf_counter() - start)
 
