@@ -297,7 +297,5 @@ def _write_outputs(out: Path, work: WorkDir, shard: Shard, rows: list[dict[str, 
         planned += shard_outputs(shard, out / "review", set(review))
     if work.is_written(shard.index, marker, planned):
         return
-    write_shard(shard, out / "shards", set(kept), set(kept.values()))
-    if review:
-        write_shard(shard, out / "review", set(review), set(review.values()))
+    write_shard(shard, {out / "shards": kept, **({out / "review": review} if review else {})})
     work.mark_written(shard.index, marker)

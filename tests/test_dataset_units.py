@@ -262,3 +262,23 @@ def test_caption_check_is_the_prompt_checker():
 def test_webdataset_keys_split_at_the_first_dot():
     assert split_member("000001.jpg") == ("000001", "jpg")
     assert split_member("part/a.b/000001.seg.PNG") == ("part/a.b/000001", "seg.png")
+
+
+def test_write_shard_splits_a_parquet_shard_between_folders_in_one_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from guard.dataset.samples import Shard
+    from guard.dataset.writers import write_shard
+
+    rows = 150  # more than one read batch
+    source = tmp_path / "in" / "part.parquet"
+    source.parent.mkdir()
+    pq.write_table(pa.table({"key": [f"k{i}" for i in range(rows)], "caption": [f"c{i}" for i in range(rows)]}), source)
+    shard = Shard(index=0, id="part", layout="parquet", root=str(source.parent), path=str(source), output="part")
+    kept = {i: f"k{i}" for i in range(0, rows, 3)}
+    review = {i: f"k{i}" for i in (1, 70, 149)}
+    write_shard(shard, {tmp_path / "shards": kept, tmp_path / "review": review})
+    assert pq.read_table(tmp_path / "shards" / "part.parquet")["key"].to_pylist() == list(kept.values())
+    assert pq.read_table(tmp_path / "review" / "part.parquet")["key"].to_pylist() == list(review.values())
+    assert pq.read_table(tmp_path / "review" / "part.parquet").schema == pq.read_table(source).schema

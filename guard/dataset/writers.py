@@ -19,6 +19,7 @@ import os
 import shutil
 import tarfile
 from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -53,27 +54,36 @@ def shard_outputs(shard: Shard, folder: Path, seqs: set[int]) -> list[Path]:
     return [folder / shard.output / shard.members[seq] for seq in sorted(seqs)]
 
 
-def write_shard(shard: Shard, folder: Path, seqs: set[int], keys: set[str]) -> None:
-    """Write the samples at positions `seqs` (with keys `keys`) of the shard under `folder`, in its layout."""
+def write_shard(shard: Shard, targets: dict[Path, dict[int, str]]) -> None:
+    """Write the shard's samples, in its layout, under each target folder: `targets` maps a folder to the
+    samples it gets (position in the shard -> key). The input is read once for all the folders."""
     if shard.layout == "webdataset":
-        _write_tar(shard, folder, seqs, keys)
+        _write_tars(shard, targets)
     elif shard.layout == "parquet":
-        _write_parquet(shard, folder, seqs)
+        _write_parquets(shard, targets)
     else:
-        _write_files(shard, folder, seqs)
+        for folder, chosen in targets.items():
+            _write_files(shard, folder, set(chosen))
 
 
-def _write_tar(shard: Shard, folder: Path, seqs: set[int], keys: set[str]) -> None:
-    tar_path, *rest = shard_outputs(shard, folder, seqs)
-    with atomic_path(tar_path) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as out:
+def _write_tars(shard: Shard, targets: dict[Path, dict[int, str]]) -> None:
+    with ExitStack() as stack:
+        outs = []
+        for folder, chosen in targets.items():
+            tmp = stack.enter_context(atomic_path(shard_outputs(shard, folder, set(chosen))[0]))
+            outs.append((chosen, tmp, stack.enter_context(tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT))))
         for seq, (_, members, broken) in enumerate(tar_groups(shard.path)):
-            if seq not in seqs or broken:
+            if broken:
                 continue
-            for member, data in members:
-                out.addfile(_copy_info(member), _bytes(data))
-        _publish(tmp)
-    if rest:
-        _write_sidecar(Path(shard.sidecar or ""), rest[0], keys)
+            for chosen, _, out in outs:
+                if seq in chosen:
+                    for member, data in members:
+                        out.addfile(_copy_info(member), _bytes(data))
+        for _, tmp, out in outs:
+            out.close()  # complete before atomic_path renames it
+            _publish(tmp)
+    if shard.sidecar:
+        _write_sidecars(Path(shard.sidecar), {shard_outputs(shard, f, set(c))[1]: c for f, c in targets.items()})
 
 
 def _copy_info(member: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -90,41 +100,47 @@ def _bytes(data: bytes | None):
     return io.BytesIO(data or b"")
 
 
-def _write_sidecar(source: Path, target: Path, keys: set[str]) -> None:
-    """The sibling Parquet's rows for the kept keys (all its rows' columns, in order)."""
+def _write_sidecars(source: Path, targets: dict[Path, dict[int, str]]) -> None:
+    """The sibling Parquet's rows for each target's keys (all its rows' columns, in order)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     table = pq.read_table(source)
-    if "key" in table.column_names:
-        wanted = pa.array(sorted(keys), type=pa.string())
-        table = table.filter(pc.is_in(pc.cast(table["key"], pa.string()), value_set=wanted))
-    else:
-        table = table.slice(0, 0)
-    with atomic_path(target) as tmp:
-        pq.write_table(table, tmp)
-        _publish(tmp)
+    keys = pc.cast(table["key"], pa.string()) if "key" in table.column_names else None
+    for target, chosen in targets.items():
+        if keys is None:
+            rows = table.slice(0, 0)
+        else:
+            wanted = pa.array(sorted(chosen.values()), type=pa.string())
+            rows = table.filter(pc.is_in(keys, value_set=wanted))
+        with atomic_path(target) as tmp:
+            pq.write_table(rows, tmp)
+            _publish(tmp)
 
 
-def _write_parquet(shard: Shard, folder: Path, seqs: set[int]) -> None:
+def _write_parquets(shard: Shard, targets: dict[Path, dict[int, str]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    (target,) = shard_outputs(shard, folder, seqs)
     source = pq.ParquetFile(shard.path)
-    with atomic_path(target) as tmp:
-        writer = pq.ParquetWriter(tmp, source.schema_arrow)
-        try:
-            start = 0
-            for batch in source.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-                chosen = [i for i in range(batch.num_rows) if start + i in seqs]
-                start += batch.num_rows
-                if chosen:
-                    writer.write_table(pa.Table.from_batches([batch]).take(chosen))
-        finally:
+    with ExitStack() as stack:
+        outs = []
+        for folder, chosen in targets.items():
+            tmp = stack.enter_context(atomic_path(shard_outputs(shard, folder, set(chosen))[0]))
+            outs.append((chosen, tmp, pq.ParquetWriter(tmp, source.schema_arrow)))
+            stack.callback(outs[-1][2].close)
+        start = 0
+        for batch in source.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            table = pa.Table.from_batches([batch])
+            for chosen_seqs, _, writer in outs:
+                picked = [i for i in range(batch.num_rows) if start + i in chosen_seqs]
+                if picked:
+                    writer.write_table(table.take(picked))
+            start += batch.num_rows
+        for _, tmp, writer in outs:
             writer.close()
-        _publish(tmp)
+            _publish(tmp)
 
 
 def _write_files(shard: Shard, folder: Path, seqs: set[int]) -> None:
