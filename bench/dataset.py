@@ -4,14 +4,15 @@ Builds WebDataset shards (img2dataset layout: `.jpg`, `.txt`, `.json`, sibling `
 cut from real photos (scikit-image and matplotlib samples, the shared fixtures) with random crops, flips,
 rotations and colour shifts, then times, in the same run:
 
-* **raw NSFW**: decode + NudeNet + open_nsfw on every sample in `--workers` processes (models loaded once
-  per process, batches of 16, single-threaded sessions) — no reading of shards, no other check, nothing
-  written;
+* **raw models**: decode + NudeNet + open_nsfw on every image and the caption classifier on every caption,
+  in `--workers` processes (models loaded once per process, batches of 16, single-threaded sessions) — no
+  reading of shards, no other check, nothing written;
 * **raw, every check**: the same with everything the filter computes per sample (the stages' code called
-  directly: hashes, the four watermark decoders, Content Credentials, metadata, opt-outs, captions);
+  directly: hashes, the four watermark decoders, Content Credentials, metadata, opt-outs, captions through
+  the prompt policy's rules and classifier);
 * **local engine**: `guard filter-dataset --workers N` end to end (reading shards, the stages, checkpoints,
   the near-duplicate pass, writing the filtered shards and tables), with the dataset policy, and once
-  with a policy that reads no watermarks (so its per-sample work is what "raw NSFW" measures plus the
+  with a policy that reads no watermarks (so its per-sample work is what "raw models" measures plus the
   cheap checks);
 * **ray engine**: the same with `--engine ray --workers N` (a local Ray started for the job; its start-up is
   shown apart);
@@ -119,34 +120,42 @@ def _raw_start(every_check: bool) -> None:
     if every_check:
         _worker["processor"] = ChunkProcessor(FilterContext.for_policy(load_policy("dataset")))
     else:
+        from guard.check_prompt import shared_classifier
+
         _worker["models"] = [
             build_detector("nudenet", {"threads": 1, "batch_size": CHUNK}),
             build_detector("open_nsfw", {"threads": 1, "batch_size": CHUNK}),
         ]
+        _worker["captions"] = shared_classifier()
 
 
-def _raw_chunk(payload: list[bytes]) -> int:
+def _raw_chunk(payload: list[tuple[bytes, str]]) -> int:
     from guard.dataset.samples import Chunk, Sample
     from guard.images import load_image
 
     if "processor" in _worker:
-        samples = [Sample(shard=0, seq=i, key=str(i), member="x.jpg", image=data) for i, data in enumerate(payload)]
+        samples = [
+            Sample(shard=0, seq=i, key=str(i), member="x.jpg", image=data, caption=caption)
+            for i, (data, caption) in enumerate(payload)
+        ]
         return len(_worker["processor"](Chunk(shard=0, number=0, samples=samples)))
-    images = [load_image(data) for data in payload]
+    images = [load_image(data) for data, _ in payload]
     for model in _worker["models"]:
         model.score(images)
+    _worker["captions"].score([caption for _, caption in payload])
     return len(images)
 
 
-def read_images(folder: Path) -> list[bytes]:
+def read_samples(folder: Path) -> list[tuple[bytes, str]]:
+    """Every sample's image bytes and caption."""
     from guard.dataset.readers import discover, iter_samples
 
-    return [sample.image for shard in discover([folder]) for sample in iter_samples(shard)]
+    return [(sample.image, sample.caption) for shard in discover([folder]) for sample in iter_samples(shard)]
 
 
 def raw_run(folder: Path, workers: int, every_check: bool) -> None:
     """Decode and score every image of the shards in `workers` processes (the --raw child's work)."""
-    images = read_images(folder)
+    images = read_samples(folder)
     chunks = [images[i : i + CHUNK] for i in range(0, len(images), CHUNK)]
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_raw_start, initargs=(every_check,)) as pool:
@@ -225,22 +234,26 @@ def image_drops(out: Path) -> dict[str, int]:
     return found
 
 
-def stage_costs(images: list[bytes], count: int = 48) -> dict[str, float]:
+def stage_costs(samples: list[tuple[bytes, str]], count: int = 48) -> dict[str, float]:
     """Median ms per sample of each check, one process."""
     from detectors import build_detector
+    from guard.dataset.captions import CaptionChecker
     from guard.dataset.optout import header_evidence
     from guard.dataset.origin import watermark_evidence
     from guard.images import load_image
     from guard.provenance.credentials.c2pa import c2pa_context, read_manifest
     from guard.provenance.credentials.fingerprint import fingerprints
     from guard.verify.metadata import read_metadata
-    from policies import decide_prompt, load_policy
+    from policies import load_policy
 
     policy = load_policy("dataset")
+    captions = CaptionChecker(policy)
+    texts = [caption for _, caption in samples[:count]]
+    captions.check(texts[:2])  # the classifier loads outside the timing
     nudenet = build_detector("nudenet", {"threads": 1})
     open_nsfw = build_detector("open_nsfw", {"threads": 1})
     context = c2pa_context()
-    sample = images[:count]
+    sample = [data for data, _ in samples[:count]]
     decoded = [load_image(data) for data in sample]
     costs = {
         "decode (load_image)": lambda: [load_image(d) for d in sample],
@@ -252,10 +265,8 @@ def stage_costs(images: list[bytes], count: int = 48) -> dict[str, float]:
         "perceptual hashes": lambda: [fingerprints(i) for i in decoded],
         "C2PA read": lambda: [read_manifest(d, context=context) for d in sample],
         "metadata (EXIF, XMP, text chunks)": lambda: [read_metadata(d) for d in sample],
-        "caption rules + headers": lambda: [
-            (decide_prompt(policy, CAPTIONS["astronaut"]), header_evidence({}, policy.dataset.opt_out))
-            for _ in range(len(sample))
-        ],
+        "captions (rules + classifier)": lambda: captions.check(texts),
+        "response headers": lambda: [header_evidence({}, policy.dataset.opt_out) for _ in sample],
     }
     return {name: median_ms(fn, 3) / len(sample) for name, fn in costs.items()}
 
@@ -281,7 +292,7 @@ def main() -> None:
         small = make_dataset(root / "small", args.small, seed=2)
         no_marks = root / "no-watermarks.yaml"
         no_marks.write_text("extends: dataset\ndataset:\n  ai_origin:\n    watermarks: []\n")
-        costs = stage_costs(read_images(small))
+        costs = stage_costs(read_samples(small))
         print(
             f"{os.cpu_count()} CPU cores, shared with other jobs (load {os.getloadavg()[0]:.1f} at the start): "
             f"wall-clock figures are noisy, CPU-seconds steadier; {args.n} samples of 512x512 JPEG; "
@@ -294,7 +305,7 @@ def main() -> None:
 
         w = args.workers
         plan = [
-            ("raw NSFW", lambda n: raw_command(large, w, False)),
+            ("raw models", lambda n: raw_command(large, w, False)),
             ("raw every check", lambda n: raw_command(large, w, True)),
             ("local", lambda n: filter_command(large, root / f"local-{n}", w, "local", None)),
             ("local no-watermarks", lambda n: filter_command(large, root / f"nowm-{n}", w, "local", no_marks)),
@@ -328,10 +339,10 @@ def main() -> None:
         )
         print("\n" + header + "\n" + "-" * len(header))
         rows = [
-            ("raw NSFW", "raw: decode + NudeNet + open_nsfw", None),
+            ("raw models", "raw: decode + NudeNet + open_nsfw + caption classifier", None),
             ("raw every check", "raw: decode + every per-sample check", None),
             ("local", "local engine, dataset policy", "raw every check"),
-            ("local no-watermarks", "local engine, no watermark reads", "raw NSFW"),
+            ("local no-watermarks", "local engine, no watermark reads", "raw models"),
             ("ray", "ray engine, dataset policy", "raw every check"),
             ("local small", f"local engine, dataset policy, {args.small}", None),
         ]
