@@ -9,11 +9,13 @@ the same stage code on them, so they produce the same records.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from guard.dataset.samples import Shard
-from guard.dataset.stages import FilterContext
 from guard.errors import GuardError
+
+if TYPE_CHECKING:  # the stages import every detector; Ray's reading tasks import this package without them
+    from guard.dataset.stages import FilterContext
 
 OnChunk = Callable[[list[dict[str, Any]]], None]
 OnShard = Callable[[Shard, list[dict[str, Any]]], None]

@@ -26,13 +26,15 @@ import pickle
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guard.dataset.engines import OnChunk, OnShard
 from guard.dataset.readers import iter_chunks
 from guard.dataset.samples import Shard
-from guard.dataset.stages import ChunkProcessor, FilterContext
 from guard.errors import GuardError, user_errors
+
+if TYPE_CHECKING:  # reading tasks import this module: they need the readers, not the detectors
+    from guard.dataset.stages import FilterContext
 
 READ_CPUS = 0.1
 """CPU reserved per reading task: reading a shard is I/O, and the actor pools hold the rest."""
@@ -48,6 +50,8 @@ class FilterStage:
     """Ray actor: a chunk's decode, checks and model scores (the local worker's `ChunkProcessor`), set up once."""
 
     def __init__(self, context: bytes) -> None:
+        from guard.dataset.stages import ChunkProcessor
+
         self.processor = ChunkProcessor(pickle.loads(context))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +123,9 @@ class RayEngine:
         data_context.execution_options.preserve_order = True
         data_context.enable_progress_bars = False
         data_context.print_on_execution_start = False
+        # One block per chunk: the actor pool takes work a block at a time, and a reading task's output would
+        # otherwise stay one block per shard (a shard's chunks on one actor, the other idle at the tail).
+        data_context.target_max_block_size = 1
         # One actor per worker; the reading tasks' small reservation stays free.
         actor_cpus = max(0.05, min(1.0, (cpus - READ_CPUS * min(len(shards), 2)) / self.workers))
         packed = pickle.dumps(context, protocol=pickle.HIGHEST_PROTOCOL)
