@@ -241,6 +241,9 @@ def test_keys_scopes_and_public_endpoints(served):
     assert "`scan` scope" in forbidden["detail"]
     assert client.post("/v1/images/verify", headers={"X-API-Key": keys["verify"]}, **upload).status_code == 200
     assert client.post("/v1/images/verify", headers=auth(keys["admin"]), **upload).status_code == 200
+    # The key's record is cached now: a wrong secret under the same key id is still refused.
+    wrong = keys["admin"][:-1] + ("A" if keys["admin"][-1] != "A" else "B")
+    assert_problem(client.post("/v1/images/verify", headers=auth(wrong), **upload), 401)
     assert_problem(client.get("/metrics", headers=auth(keys["scan"])), 403)
 
     public = create_app(ServeSettings(store_url=served.store_url, public=frozenset({"verify", "resolution"})))
