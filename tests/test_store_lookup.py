@@ -187,3 +187,40 @@ def test_store_under_a_file_is_one_config_error(tmp_path):
     blocker.write_bytes(b"x")
     with pytest.raises(ConfigError, match="Cannot create the manifest store's folder"):
         ManifestStore.open(f"sqlite:///{blocker / 'sub' / 'store.db'}")
+
+
+def test_a_table_created_by_another_process_meanwhile_is_not_an_error(tmp_path, monkeypatch):
+    """Two workers (or replicas) opening one new database at once: the one that checked for the tables just
+    before the other created them gets the database's real 'already exists' error, and must go on."""
+    import sqlalchemy as sa
+
+    from guard.provenance.credentials import store as store_module
+    from guard.serve.audit import AuditLog
+    from guard.serve.keys import ApiKeys
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    original = sa.MetaData.create_all
+    raced: list[str] = []
+
+    def lose_the_race(self, bind, tables=None, checkfirst=True):
+        if not raced:
+            raced.append("once")
+            original(self, bind)  # "the other process" creates every table first ...
+            return original(self, bind, checkfirst=False)  # ... then this one, which had checked before
+        return original(self, bind, tables=tables, checkfirst=checkfirst)
+
+    monkeypatch.setattr(sa.MetaData, "create_all", lose_the_race)
+    with store_module.ManifestStore.open(url) as store:
+        assert raced == ["once"]
+        raced.clear()
+        ApiKeys(store.engine).create("scan", "race")
+        raced.clear()
+        AuditLog(store.engine).record([])
+
+    def other_error(self, bind, **_):
+        with bind.connect() as connection:
+            connection.exec_driver_sql("not sql")
+
+    monkeypatch.setattr(sa.MetaData, "create_all", other_error)
+    with pytest.raises(sa.exc.OperationalError, match="syntax error"):  # any other error is still raised
+        store_module.create_tables(store_module.metadata, sa.create_engine(url))

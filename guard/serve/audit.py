@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from guard.errors import GuardError
-from guard.provenance.credentials.store import as_utc
+from guard.provenance.credentials.store import as_utc, create_tables
 
 metadata = sa.MetaData()
 audit_log = sa.Table(
@@ -101,7 +101,7 @@ class AuditLog:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        create_tables(metadata, engine)
 
     def record(self, entries: Sequence[AuditEntry]) -> None:
         """Insert entries in one transaction."""

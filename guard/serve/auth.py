@@ -62,23 +62,16 @@ class Authenticator:
 
     def lookup(self, token: str) -> ApiKey | None:
         """The key `token` proves, or None (blocking: the store may be asked)."""
-        parsed = split_key(token)
-        if parsed is None:
-            return None
-        key_id = parsed[0]
-        now = time.monotonic()
+        answer = self.cached(token)
+        if answer is not MISS:
+            return answer
+        key_id = split_key(token)[0]  # a well-formed token: a malformed one was answered None above
+        record = self.keys.get(key_id)
         with self._lock:
-            cached = self._cache.get(key_id)
-        if cached is None or now - cached[0] > CACHE_SECONDS:
-            cached = (now, self.keys.get(key_id))
-            with self._lock:
-                if len(self._cache) > 10_000:  # many made-up key ids: forget them rather than grow
-                    self._cache.clear()
-                self._cache[key_id] = cached
-        record = cached[1]
-        if record is None:
-            return None
-        return self.keys.authenticate(token, known=record)
+            if len(self._cache) > 10_000:  # many made-up key ids: forget them rather than grow
+                self._cache.clear()
+            self._cache[key_id] = (time.monotonic(), record)
+        return None if record is None else self.keys.authenticate(token, known=record)
 
 
 def _unauthorized(detail: str) -> Problem:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from guard.errors import GuardError
-from guard.provenance.credentials.store import as_utc
+from guard.provenance.credentials.store import as_utc, create_tables
 
 SCOPES = ("scan", "protect", "verify", "generate", "admin")
 """What a key may do: `scan` (prompt checks and image scans), `protect`, `verify`, `generate`, and `admin`
@@ -90,7 +90,7 @@ class ApiKeys:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        create_tables(metadata, engine)
 
     def create(self, scopes: frozenset[str] | str, name: str = "") -> tuple[ApiKey, str]:
         """A new key: its record and the key itself (shown once; only its hash is kept)."""

@@ -124,7 +124,7 @@ class ManifestStore:
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         try:
-            metadata.create_all(engine)
+            create_tables(metadata, engine)
         except sa.exc.OperationalError as exc:
             reason = " ".join(str(exc.orig).split())
             raise ConfigError(f"Cannot open the manifest store {parsed.render_as_string()}: {reason}.") from None
@@ -236,6 +236,25 @@ class ManifestStore:
             result = conn.execution_options(stream_results=True).execute(manifests.select())
             for chunk in result.partitions(_SCAN_CHUNK):
                 yield from chunk
+
+
+_CREATED_BY_ANOTHER = ("already exists", "pg_type_typname_nsp_index")
+"""What a database says when another process created the table first: SQLite and PostgreSQL ("table/relation
+... already exists"), and PostgreSQL's unique-index error when two `CREATE TABLE`s run at the same moment."""
+
+
+def create_tables(tables: sa.MetaData, engine: sa.Engine, attempts: int = 3) -> None:
+    """`tables.create_all(engine)`, safe when several processes open one database at once (the service's
+    workers, replicas starting together): one that loses the race to create a table finds it made by the
+    other and goes on, instead of failing its start-up."""
+    for attempt in range(attempts):
+        try:
+            tables.create_all(engine)
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
+            lost_race = any(text in str(exc.orig).lower() for text in _CREATED_BY_ANOTHER)
+            if not lost_race or attempt == attempts - 1:
+                raise
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
