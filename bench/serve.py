@@ -185,7 +185,6 @@ def over_http(url: str, key: str, kind: str, images: list[bytes], requests: int,
     server, client = server_cpu_seconds() - server, time.process_time() - client
     if failures:
         raise SystemExit(f"HTTP {kind}: non-200 answers {failures}")
-    global LOAD_GENERATOR_CPU
     LOAD_GENERATOR_CPU.setdefault(kind, []).append(client / requests)
     return requests / elapsed, latencies, server / requests
 

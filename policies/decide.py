@@ -186,8 +186,7 @@ def decide_prompt(policy: Policy | str | Path, text: str, classifier: Classifier
         for reason in _classifier_reasons(policy, text, classifier, matched):
             if reason["category"] in actions:
                 continue  # the rules already stopped this category: its score is in `classifier.scores`
-            actions[reason["category"]] = most_severe([actions.get(reason["category"], "allow"), reason["action"]])
-            del reason["action"]
+            actions[reason["category"]] = policy.categories[reason["category"]].action
             reasons.append(reason)
     return _finish(policy, reasons, actions, text=text, notes=notes, classifier=record)
 
@@ -275,7 +274,6 @@ def _classifier_reasons(
             "label": threshold.label,
             "score": round(score, 4),
             "threshold": threshold.min_score,
-            "action": category.action,
         }
         span = evidence.get("span")
         if span is not None and 0 <= span[0] < span[1] <= len(text):

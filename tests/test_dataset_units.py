@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from guard.check_prompt import PromptChecker
-from guard.dataset.captions import CaptionChecker, classifier_scores
+from guard.dataset.captions import CaptionChecker, caption_check_name, classifier_scores
 from guard.dataset.decisions import Duplicate, decide_record
 from guard.dataset.dedup import HashedSample, near_duplicates
 from guard.dataset.optout import (
@@ -250,7 +250,7 @@ def test_caption_check_keeps_the_classifier_scores():
 def test_caption_check_is_the_prompt_checker():
     policy = load_policy("dataset")
     checker = CaptionChecker(policy)
-    assert checker.name == "rules+classifier"
+    assert caption_check_name(policy) == "rules+classifier"
     texts = ["a bowl of fruit on a wooden table", "a nude portrait"]
     verdicts = checker.check(texts)
     assert [v.decision.to_dict() for v in verdicts] == [d.to_dict() for d in PromptChecker(policy).check(texts)]

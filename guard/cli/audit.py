@@ -48,9 +48,8 @@ def audit(
     reasons and policy. Prompt text and image bytes are there only if the service was told to keep them.
     """
     from guard.errors import GuardError
-    from guard.provenance.credentials.store import default_url
+    from guard.provenance.credentials.store import default_url, existing_store
     from guard.serve.audit import AuditLog, parse_since
-    from guard.verify.verifier import existing_store
 
     moment = parse_since(since) if since else None
     url = store_url or default_url()

@@ -40,9 +40,8 @@ class CaptionVerdict:
 class CaptionChecker:
     """Captions through the prompt policy, in batches."""
 
-    def __init__(self, policy: Policy, checker: PromptChecker | None = None) -> None:
-        self.checker = checker or PromptChecker(policy)
-        self.name = caption_check_name(policy)
+    def __init__(self, policy: Policy) -> None:
+        self.checker = PromptChecker(policy)
 
     def check(self, texts: Sequence[str]) -> list[CaptionVerdict]:
         return [CaptionVerdict(d, classifier_scores(d)) for d in self.checker.check(list(texts))]

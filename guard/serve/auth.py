@@ -49,8 +49,8 @@ class Authenticator:
         self._lock = threading.Lock()
 
     def cached(self, token: str) -> ApiKey | object | None:
-        """What `lookup` answers, from the cache alone (no blocking call), or `MISS` when the store must be
-        asked: the common case, a known key, then costs no hop to a thread."""
+        """The key `token` proves, or None, from the cache alone (no blocking call); `MISS` when the store must
+        be asked (`refresh`). The common case, a known key, then costs no hop to a thread."""
         parsed = split_key(token)
         if parsed is None:
             return None
@@ -60,12 +60,9 @@ class Authenticator:
             return MISS
         return None if cached[1] is None else self.keys.authenticate(token, known=cached[1])
 
-    def lookup(self, token: str) -> ApiKey | None:
-        """The key `token` proves, or None (blocking: the store may be asked)."""
-        answer = self.cached(token)
-        if answer is not MISS:
-            return answer
-        key_id = split_key(token)[0]  # a well-formed token: a malformed one was answered None above
+    def refresh(self, token: str) -> ApiKey | None:
+        """After a `MISS`: the key's record read from the store (blocking) and cached, then checked."""
+        key_id = split_key(token)[0]  # well-formed: `cached` answers None, not MISS, for a malformed token
         record = self.keys.get(key_id)
         with self._lock:
             if len(self._cache) > 10_000:  # many made-up key ids: forget them rather than grow
@@ -95,7 +92,7 @@ def require(scope: str, public_group: str | None = None) -> Callable:
             raise _unauthorized("This endpoint needs an API key: send `Authorization: Bearer <key>`.")
         record = authenticator.cached(token)
         if record is MISS:
-            record = await run_in_threadpool(authenticator.lookup, token)
+            record = await run_in_threadpool(authenticator.refresh, token)
         if record is None:
             raise _unauthorized("The API key is not valid (unknown, revoked or mistyped).")
         if not record.allows(scope):

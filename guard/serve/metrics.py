@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from detectors.base import Detection
+from guard.scan import analyze_with
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client's own setting (not ours): where worker processes keep their metric files."""
@@ -114,8 +115,6 @@ class TimedDetector:
         self._histogram = metrics.detector_latency.labels(name)
 
     def analyze(self, images: Sequence[Any]) -> list[Detection]:
-        from guard.scan import analyze_with
-
         start = time.perf_counter()
         try:
             return analyze_with(self.inner, list(images))

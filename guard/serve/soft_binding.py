@@ -106,7 +106,7 @@ class SoftBindingIndex:
             query = {kind: int.from_bytes(raw[8 * i : 8 * i + 8], "big") for i, kind in enumerate(KINDS)}
             return self._by_fingerprint(query, max_results)
         scheme = self._scheme_of(alg)
-        return self._by_payload(scheme, decode_value(value, get_scheme(scheme).payload_bytes), max_results)
+        return self._by_payload(scheme, decode_value(value, get_scheme(scheme).payload_bytes))
 
     def by_content(
         self,
@@ -135,7 +135,7 @@ class SoftBindingIndex:
                 result = get_scheme(scheme).decode(image)
                 if result.payload is None or result.detected is False:
                     continue
-                found += self._by_payload(scheme, bytes(result.payload), max_results)
+                found += self._by_payload(scheme, bytes(result.payload))
         if alg is None or alg.strip() == FINGERPRINT_ALG:
             found += self._by_fingerprint(fingerprints(image), max_results)
         return _best(found, max_results)
@@ -151,7 +151,7 @@ class SoftBindingIndex:
             raise BindingValueError(f"Unsupported algorithm {alg!r}; this service supports {', '.join(supported)}.")
         return scheme
 
-    def _by_payload(self, scheme: str, payload: bytes, max_results: int) -> list[Match]:
+    def _by_payload(self, scheme: str, payload: bytes) -> list[Match]:
         record = self.store.find_by_payload(payload)
         if record is None or record.scheme != scheme:
             return []

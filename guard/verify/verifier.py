@@ -28,7 +28,7 @@ from guard.errors import ImageError, user_errors
 from guard.files import FileResult
 from guard.images import IMAGE_SUFFIXES, list_image_files, load_image, read_file
 from guard.provenance.credentials.c2pa import TrustConfig, mime_of_format
-from guard.provenance.credentials.store import ManifestStore, default_url
+from guard.provenance.credentials.store import ManifestStore, existing_store
 from guard.settings import RESOLVER_URL
 from guard.verify.c2pa_evidence import C2paEvidence, gather
 from guard.verify.conformance import ConformingProducts
@@ -253,17 +253,6 @@ def verify_paths(
     finally:
         if own:
             verifier.close()
-
-
-def existing_store(url: str | None = None) -> ManifestStore | None:
-    """The manifest store to recover from; None when it is the default SQLite file and that does not exist
-    (the verifier never creates a store)."""
-    url = url or default_url()
-    if url.startswith("sqlite:///"):
-        database = url.removeprefix("sqlite:///")
-        if database and database != ":memory:" and not Path(database).expanduser().exists():
-            return None
-    return ManifestStore.open(url)
 
 
 def verify_file(

@@ -96,6 +96,17 @@ def default_url(home: str | Path | None = None) -> str:
     return f"sqlite:///{folder / 'manifests.db'}"
 
 
+def existing_store(url: str | None = None) -> ManifestStore | None:
+    """The manifest store to recover from; None when it is the default SQLite file and that does not exist
+    (the verifier never creates a store)."""
+    url = url or default_url()
+    if url.startswith("sqlite:///"):
+        database = url.removeprefix("sqlite:///")
+        if database and database != ":memory:" and not Path(database).expanduser().exists():
+            return None
+    return ManifestStore.open(url)
+
+
 class ManifestStore:
     """Transactional access to the manifest store."""
 
@@ -238,23 +249,15 @@ class ManifestStore:
                 yield from chunk
 
 
-_CREATED_BY_ANOTHER = ("already exists", "pg_type_typname_nsp_index")
-"""What a database says when another process created the table first: SQLite and PostgreSQL ("table/relation
-... already exists"), and PostgreSQL's unique-index error when two `CREATE TABLE`s run at the same moment."""
-
-
-def create_tables(tables: sa.MetaData, engine: sa.Engine, attempts: int = 3) -> None:
-    """`tables.create_all(engine)`, safe when several processes open one database at once (the service's
-    workers, replicas starting together): one that loses the race to create a table finds it made by the
-    other and goes on, instead of failing its start-up."""
-    for attempt in range(attempts):
-        try:
-            tables.create_all(engine)
-            return
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
-            lost_race = any(text in str(exc.orig).lower() for text in _CREATED_BY_ANOTHER)
-            if not lost_race or attempt == attempts - 1:
-                raise
+def create_tables(tables: sa.MetaData, engine: sa.Engine) -> None:
+    """`tables.create_all(engine)`, safe when several processes open one new database at once (the service's
+    workers, replicas starting together): the one that loses the race to create a table (an "already exists"
+    or a unique-index error, worded by each database in its own language) tries once more, finds the tables
+    made and goes on; a real error comes back from that second try."""
+    try:
+        tables.create_all(engine)
+    except sa.exc.DBAPIError:
+        tables.create_all(engine)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
