@@ -54,7 +54,7 @@ from detectors.training import augment  # noqa: E402
 from detectors.training.corpus import Row, read_rows  # noqa: E402
 from detectors.training.prompt_head import filler_vocabulary  # noqa: E402
 from guard.check_prompt import PromptChecker  # noqa: E402
-from policies import ClassifierScores, decide_prompt, load_policy  # noqa: E402
+from policies import decide_prompt, load_policy  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "prompt-corpus"
 OUT = ROOT / "bench" / "out"
@@ -110,6 +110,7 @@ def held_out_accuracy(classifier: PromptClassifier, rows: list[Row], nlps: dict,
     results: dict[str, dict[str, dict[str, float]]] = {}
     for source in sorted({r.source for r in rows}):
         mine = [r for r in rows if r.source == source]
+        checker = PromptChecker(policy, classifier=classifier.without(source))  # the guard, with the fold head
         groups: dict[str, list[str]] = {
             "unsafe strong": [r.prompt for r in mine if r.unsafe and r.strong],
             "unsafe weak": [r.prompt for r in mine if r.unsafe and not r.strong],
@@ -130,14 +131,10 @@ def held_out_accuracy(classifier: PromptClassifier, rows: list[Row], nlps: dict,
         for group, texts in groups.items():
             if not texts:
                 continue
-            detections = classifier.analyze_without(texts, source)
-            rules, alone, both = [], [], []
-            for text, detection in zip(texts, detections, strict=True):
-                scores = ClassifierScores(detection.scores, detection.details["evidence"])
-                rules.append(decide_prompt(policy, text).decision != "allow")
-                with_classifier = decide_prompt(policy, text, scores)
-                both.append(with_classifier.decision != "allow")
-                alone.append(any(r["rule"].startswith("classifier:") for r in with_classifier.reasons))
+            decisions = checker.check(texts)
+            rules = [decide_prompt(policy, text).decision != "allow" for text in texts]
+            both = [decision.decision != "allow" for decision in decisions]
+            alone = [any(r["rule"].startswith("classifier:") for r in decision.reasons) for decision in decisions]
             row = {"n": len(texts), "rules": _share(rules), "classifier": _share(alone), "both": _share(both)}
             for name, nlp in nlps.items():
                 row[name] = _share(mewtant_stops(nlp, texts))

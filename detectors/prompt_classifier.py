@@ -23,7 +23,6 @@ installed one.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -182,9 +181,7 @@ class PromptClassifier(LazyDetector):
 
     @property
     def labels(self) -> tuple[str, ...]:
-        if self._head is None:
-            return Head.load(self._head_dir).labels if self._head_dir.is_dir() else ()
-        return self._head.labels
+        return self.head.labels
 
     @property
     def model(self) -> str:
@@ -211,16 +208,19 @@ class PromptClassifier(LazyDetector):
             raise DetectorUnavailable(str(exc)) from None
         head.check_encoder(encoder.identity)
         self._head, self._encoder = head, encoder
+        self._examples = np.ascontiguousarray(head.example_vectors.astype(np.float32).T)
 
-    def analyze_without(self, texts: Sequence[str], source: str) -> list[Detection]:
-        """`analyze` with the head trained while `source` was held out (for held-out evaluation only)."""
-        return self._analyze(list(texts), self.head.without(source)) if texts else []
+    def without(self, source: str) -> PromptClassifier:
+        """This classifier with the head trained while `source` was held out (for held-out evaluation only),
+        sharing the loaded encoder and the nearest-example matrix (the fold heads keep the same examples)."""
+        fold = PromptClassifier(self._head_dir, self._cache_dir)
+        fold._head, fold._encoder, fold._examples = self.head.without(source), self._encoder, self._examples
+        fold._loaded = True
+        return fold
 
-    def _analyze(self, texts: list[str], head: Head | None = None) -> list[Detection]:  # type: ignore[override]
-        assert self._head is not None and self._encoder is not None
-        head = head or self._head
-        if self._examples is None or self._examples.shape[1] != len(head.example_vectors):
-            self._examples = np.ascontiguousarray(head.example_vectors.astype(np.float32).T)
+    def _analyze(self, texts: list[str]) -> list[Detection]:  # type: ignore[override]
+        assert self._head is not None and self._encoder is not None and self._examples is not None
+        head = self._head
         out = []
         for encoding in self._encoder.encode(texts):
             rows, spans = instances(encoding, head.window)

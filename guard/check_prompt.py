@@ -67,9 +67,6 @@ class PromptChecker:
     def check(self, texts: Sequence[str]) -> list[Decision]:
         """One decision per text, in order; the classifier reads all of them in batches."""
         texts = list(texts)
-        classifier = self.classifier
-        if classifier is None:
-            return [decide_prompt(self.policy, text) for text in texts]
         return [
             decide_prompt(self.policy, text, scores) for text, scores in zip(texts, self.scores(texts), strict=True)
         ]
@@ -78,11 +75,12 @@ class PromptChecker:
         """The decision for one prompt or caption."""
         return self.check([text])[0]
 
-    def scores(self, texts: Sequence[str]) -> list[ClassifierScores]:
-        """What the classifier says about each text, as `decide_prompt` takes it (unavailable: the reason)."""
+    def scores(self, texts: Sequence[str]) -> list[ClassifierScores | None]:
+        """What the classifier says about each text, as `decide_prompt` takes it (unavailable: the reason;
+        None for each when the policy uses no classifier)."""
         classifier = self.classifier
         if classifier is None:
-            return [ClassifierScores() for _ in texts]
+            return [None for _ in texts]
         if not classifier.available():
             reason = classifier.unavailable_reason
             return [ClassifierScores(unavailable=reason) for _ in texts]

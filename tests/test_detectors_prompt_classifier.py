@@ -85,15 +85,9 @@ def test_scores_and_evidence(classifier):
 def _held_out_stop_rate(classifier, rows, source, policy_name="default"):
     """Share of `rows` the policy stops when the classifier is the head trained with `source` held out."""
     from guard.check_prompt import PromptChecker
-    from policies import ClassifierScores, decide_prompt
 
-    checker = PromptChecker(policy_name, classifier=classifier)
-    texts = [row.prompt for row in rows]
-    detections = classifier.analyze_without(texts, source)
-    stopped = [
-        decide_prompt(checker.policy, text, ClassifierScores(d.scores, d.details["evidence"])).decision != "allow"
-        for text, d in zip(texts, detections, strict=True)
-    ]
+    checker = PromptChecker(policy_name, classifier=classifier.without(source))
+    stopped = [decision.decision != "allow" for decision in checker.check([row.prompt for row in rows])]
     return sum(stopped) / len(stopped)
 
 

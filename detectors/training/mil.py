@@ -10,6 +10,7 @@ row), so pooling is `np.*.reduceat`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.optimize import minimize
@@ -29,6 +30,11 @@ class Bags:
     def sizes(self) -> np.ndarray:
         return np.diff(np.append(self.starts, len(self.X)))
 
+    @cached_property
+    def owner(self) -> np.ndarray:
+        """(instances,): the text each instance belongs to (computed once: every optimiser step uses it)."""
+        return np.repeat(np.arange(len(self)), self.sizes)
+
     def subset(self, index: np.ndarray) -> Bags:
         """The bags `index` (in that order)."""
         sizes = self.sizes[index]
@@ -41,7 +47,7 @@ class Bags:
 def pooled(z: np.ndarray, bags: Bags, tau: float) -> tuple[np.ndarray, np.ndarray]:
     """Bag scores (texts, labels) and each instance's pooling weight (its softmax share within its bag)."""
     top = np.maximum.reduceat(z, bags.starts, axis=0)
-    owner = np.repeat(np.arange(len(bags)), bags.sizes)
+    owner = bags.owner
     e = np.exp(tau * (z - top[owner]))
     total = np.add.reduceat(e, bags.starts, axis=0)
     return top + np.log(total) / tau, e / total[owner]
@@ -64,7 +70,7 @@ def fit(
     features, labels = bags.X.shape[1], targets.shape[1]
     total = weights.sum(axis=0)
     total[total == 0] = 1.0
-    owner = np.repeat(np.arange(len(bags)), bags.sizes)
+    owner = bags.owner
     X = np.ascontiguousarray(bags.X, dtype=np.float32)  # float64 in these products would copy X every call
     XT = np.ascontiguousarray(X.T)  # a transposed view multiplies several times slower
 
