@@ -14,6 +14,15 @@ sources' benign prompts, "neutral noise"), it reports the share stopped (blocked
 
 Plus the rules tests' innocent words ("nude lipstick", Scunthorpe...), which must all stay allowed.
 
+Published sets outside the corpus (`--guardt2i DIR`, optional): the prompts GuardT2I's repository
+(cure-lab/GuardT2I, NeurIPS 2024) evaluates on — MMA-Diffusion's 1,000 adversarial prompts
+(`mma_adv_prompt_1000.pt`), the P4D, Ring-A-Bell-attack and I2P-sexual prompts in its `logs/ours_on_*.log`,
+and its 1,000 clean prompts (`clean_1000.pt`) — decided the same way. DIR is a checkout or a bare clone of
+that repository; nothing of it is copied into this project, and none of it is used in training or to choose
+a threshold. Where a set was derived from a corpus source (P4D and I2P-sexual from I2P, the Ring-A-Bell
+attacks from Ring-A-Bell's concept prompts), it is scored by the head trained without that source, and
+prompts that are in the corpus are left out.
+
 Speed, same prompts, same machine, same run (a fixed sample of 1,000 corpus prompts; the methods take
 turns in each of 5 rounds and each reports its median):
 
@@ -25,8 +34,9 @@ turns in each of 5 rounds and each reports its median):
 * cold start: `guard check-prompt TEXT` in a fresh process with the encoder cache built (median of 5), and
   the one-time cache build in an empty cache folder.
 
-Run: `python bench/prompt_guard.py [--runs 5] [--speed-prompts 1000]`. Writes `bench/out/prompt_guard.json`.
-The machine is shared and noisy: speeds are medians of `--runs` passes; compare ratios within one run.
+Run: `python bench/prompt_guard.py [--runs 5] [--speed-prompts 1000] [--guardt2i DIR]`. Writes
+`bench/out/prompt_guard.json`. The machine is shared and noisy: speeds are medians of `--runs` passes;
+compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -143,6 +153,63 @@ def held_out_accuracy(classifier: PromptClassifier, rows: list[Row], nlps: dict,
     return results
 
 
+EXTERNAL_SETS = {
+    # name: (file in the GuardT2I repository, label, corpus source its prompts derive from or None)
+    "MMA-Diffusion adversarial": ("mma_adv_prompt_1000.pt", "unsafe", None),
+    "P4D adversarial": ("logs/ours_on_p4d.log", "unsafe", "i2p"),
+    "Ring-A-Bell attacks": ("logs/ours_on_ring-a-bell.log", "unsafe", "ring-a-bell"),
+    "I2P sexual (not in the corpus)": ("logs/ours_on_i2p_sex.log", "unsafe", "i2p"),
+    "GuardT2I clean prompts": ("clean_1000.pt", "benign", "coco"),
+}
+_LOGGED_PROMPT = re.compile(r"input prompt: (.*?)\ndecod prompt:", re.S)
+
+
+def _repository_file(repository: Path, name: str) -> bytes:
+    """A file of a checkout, or of a bare clone (read with `git show`)."""
+    if (repository / name).is_file():
+        return (repository / name).read_bytes()
+    return subprocess.run(
+        ["git", "--git-dir", str(repository), "show", f"HEAD:{name}"], check=True, capture_output=True
+    ).stdout
+
+
+def external_prompts(repository: Path, name: str) -> list[str]:
+    """The prompts of one GuardT2I set, whitespace-normalised, duplicates removed, in their order."""
+    raw = _repository_file(repository, name)
+    if name.endswith(".pt"):
+        import io
+
+        import torch
+
+        texts = torch.load(io.BytesIO(raw), weights_only=True)
+    else:
+        texts = _LOGGED_PROMPT.findall(raw.decode("utf-8", "replace"))
+    return list(dict.fromkeys(" ".join(str(t).split()) for t in texts))
+
+
+def external_accuracy(classifier: PromptClassifier, rows: list[Row], repository: Path, nlps: dict) -> dict:
+    """Share stopped on the published sets outside the corpus (see the module docstring)."""
+    policy = load_policy("default")
+    in_corpus = {r.prompt.lower() for r in rows}
+    results: dict[str, dict[str, float]] = {}
+    for set_name, (name, label, derived_from) in EXTERNAL_SETS.items():
+        texts = [t for t in external_prompts(repository, name) if t.lower() not in in_corpus]
+        fold = classifier.without(derived_from) if derived_from else classifier
+        decisions = PromptChecker(policy, classifier=fold).check(texts)
+        row = {
+            "label": label,
+            "head": f"without {derived_from}" if derived_from else "shipped",
+            "n": len(texts),
+            "rules": _share([decide_prompt(policy, t).decision != "allow" for t in texts]),
+            "classifier": _share([any(r["rule"].startswith("classifier:") for r in d.reasons) for d in decisions]),
+            "both": _share([d.decision != "allow" for d in decisions]),
+        }
+        for nlp_name, nlp in nlps.items():
+            row[nlp_name] = _share(mewtant_stops(nlp, texts))
+        results[set_name] = row
+    return results
+
+
 def _share(flags: Sequence[bool]) -> float:
     return round(sum(flags) / len(flags), 4) if flags else 0.0
 
@@ -222,20 +289,34 @@ def speed(texts: list[str], classifier: PromptClassifier, nlps: dict, runs: int,
 def print_tables(report: dict) -> None:
     if "accuracy" in report:
         print_accuracy(report)
-    print_speed(report)
+    if "external" in report:
+        print_external(report)
+    if "speed" in report:
+        print_speed(report)
+
+
+METHODS = ["rules", "classifier", "both", "mewtant-bow", "mewtant-char-embed"]
 
 
 def print_accuracy(report: dict) -> None:
-    methods = ["rules", "classifier", "both", "mewtant-bow", "mewtant-char-embed"]
     print("\nHeld-out sources: share of prompts stopped (each source scored by the head trained without it)\n")
-    print("| source | prompts | n | " + " | ".join(methods) + " |")
-    print("|---|---|---:|" + "---:|" * len(methods))
+    print("| source | prompts | n | " + " | ".join(METHODS) + " |")
+    print("|---|---|---:|" + "---:|" * len(METHODS))
     for source, groups in report["accuracy"].items():
         for group, row in groups.items():
-            cells = " | ".join(f"{100 * row[m]:.1f} %" for m in methods)
+            cells = " | ".join(f"{100 * row[m]:.1f} %" for m in METHODS)
             print(f"| {source} | {group} | {row['n']} | {cells} |")
     inn = report["innocents"]
     print(f"\nInnocent-word controls stopped: {inn['stopped']}/{inn['n']}")
+
+
+def print_external(report: dict) -> None:
+    print("\nPublished sets outside the corpus (GuardT2I's evaluation prompts): share stopped\n")
+    print("| set | label | head | n | " + " | ".join(METHODS) + " |")
+    print("|---|---|---|---:|" + "---:|" * len(METHODS))
+    for set_name, row in report["external"].items():
+        cells = " | ".join(f"{100 * row[m]:.1f} %" for m in METHODS)
+        print(f"| {set_name} | {row['label']} | {row['head']} | {row['n']} | {cells} |")
 
 
 def print_speed(report: dict) -> None:
@@ -258,6 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="speed rounds (methods take turns in each)")
     parser.add_argument("--speed-prompts", type=int, default=1000, help="corpus prompts timed (a fixed sample)")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--guardt2i", type=Path, help="a checkout or bare clone of cure-lab/GuardT2I (extra sets)")
     args = parser.parse_args(argv)
     started = time.monotonic()
 
@@ -277,10 +360,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict = {"head": classifier.model}
     if not args.skip_accuracy:
         report["accuracy"] = held_out_accuracy(classifier, rows, nlps, log)
-    innocent = PromptChecker("default", classifier=classifier).check(INNOCENTS)
-    report["innocents"] = {"n": len(INNOCENTS), "stopped": sum(d.decision != "allow" for d in innocent)}
-    sample = [r.prompt for r in random.Random(SEED).sample(rows, min(args.speed_prompts, len(rows)))]
-    report["speed"] = speed(sample, classifier, nlps, args.runs, log)
+        innocent = PromptChecker("default", classifier=classifier).check(INNOCENTS)
+        report["innocents"] = {"n": len(INNOCENTS), "stopped": sum(d.decision != "allow" for d in innocent)}
+    if args.guardt2i:
+        report["external"] = external_accuracy(classifier, rows, args.guardt2i, nlps)
+        log("published sets outside the corpus: done")
+    if not args.skip_speed:
+        sample = [r.prompt for r in random.Random(SEED).sample(rows, min(args.speed_prompts, len(rows)))]
+        report["speed"] = speed(sample, classifier, nlps, args.runs, log)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "prompt_guard.json").write_text(json.dumps(report, indent=1))
     print_tables(report)
