@@ -42,6 +42,7 @@ compare ratios within one run.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
@@ -177,8 +178,6 @@ def external_prompts(repository: Path, name: str) -> list[str]:
     """The prompts of one GuardT2I set, whitespace-normalised, duplicates removed, in their order."""
     raw = _repository_file(repository, name)
     if name.endswith(".pt"):
-        import io
-
         import torch
 
         texts = torch.load(io.BytesIO(raw), weights_only=True)
