@@ -241,3 +241,51 @@ def test_resume_refuses_a_changed_job(dataset, local_run):
     out, _ = local_run
     with pytest.raises(Exception, match="other settings \\(opt_out changed\\)"):
         filter_dataset([inputs], out, workers=0, resume=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ray_client_address_runs_the_job_on_a_separate_cluster(dataset, local_run, tmp_path):
+    """`--address ray://HOST:PORT` against a Ray head started apart (as on a real cluster): Ray Data cannot be
+    driven from a Ray Client, so an actor on the cluster drives it; the outputs are the local engine's."""
+    import shutil
+    import tempfile
+
+    inputs, _, opt_out = dataset
+    reference, _ = local_run
+    ray_bin = Path(sys.executable).with_name("ray")
+    folder = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))  # Ray's socket paths must stay short
+    client_port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    head_command = [str(ray_bin), "start", "--head", "--block", "--num-cpus", "2", "--include-dashboard", "false"]
+    head_command += [f"--port={_free_port()}", f"--ray-client-server-port={client_port}", f"--temp-dir={folder}"]
+    head_command += [f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}"]
+    head = subprocess.Popen(
+        head_command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        command = [sys.executable, "-c", "from guard.cli import main; main()", "filter-dataset", str(inputs)]
+        command += ["-o", str(tmp_path / "out"), "--opt-out", str(opt_out), "--engine", "ray", "--workers", "2"]
+        command += ["--address", f"ray://127.0.0.1:{client_port}", "--json"]
+        deadline = time.monotonic() + 60
+        while True:  # the head's client server takes a few seconds to listen
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+            if done.returncode == 0 or time.monotonic() > deadline or head.poll() is not None:
+                break
+            time.sleep(2)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout)["throughput"]["engine"] == "ray"
+        assert _files(tmp_path / "out") == _files(reference)
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)

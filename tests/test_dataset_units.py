@@ -282,3 +282,16 @@ def test_write_shard_splits_a_parquet_shard_between_folders_in_one_read(tmp_path
     assert pq.read_table(tmp_path / "shards" / "part.parquet")["key"].to_pylist() == list(kept.values())
     assert pq.read_table(tmp_path / "review" / "part.parquet")["key"].to_pylist() == list(review.values())
     assert pq.read_table(tmp_path / "review" / "part.parquet").schema == pq.read_table(source).schema
+
+
+def test_ray_init_errors_are_one_sentence_and_name_token_auth_for_ray_client(monkeypatch):
+    from guard.dataset.engines.ray import _init_error
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    local = _init_error(None, RuntimeError("no CPUs."))
+    assert local == "cannot start or reach Ray at a local instance: no CPUs."
+    client = _init_error("ray://head:10001", ConnectionError("ray client connection timeout."))
+    assert client.startswith("cannot start or reach Ray at ray://head:10001: ray client connection timeout. ")
+    assert "RAY_AUTH_MODE=token" in client and ".." not in client
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert "RAY_AUTH_MODE" not in _init_error("ray://head:10001", ConnectionError("refused"))

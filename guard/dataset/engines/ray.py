@@ -16,12 +16,16 @@
 
 `address` is passed to `ray.init` (`auto`, `ray://host:10001`, ...); without one a local Ray is started for
 the job and shut down after it. If Ray is already initialised in this process, that instance is used. The
-inputs must be readable at the same paths on every node (a shared file system).
+inputs must be readable at the same paths on every node (a shared file system). Over Ray Client (`ray://`)
+Ray Data cannot be driven from the client (its executor needs a core worker), so a `PipelineDriver` actor
+on the cluster runs the pipeline and this process pulls each chunk's records from it and writes the outputs
+where the command runs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import time
 import warnings
@@ -93,15 +97,17 @@ class RayEngine:
         began = time.perf_counter()
         if not ray.is_initialized():
             try:
-                ray.init(
-                    address=self.address,
-                    include_dashboard=False,
-                    logging_level="ERROR",
-                    log_to_driver=False,
-                    configure_logging=True,
-                )
+                with warnings.catch_warnings():  # Ray Client warns, then raises what is said below
+                    warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.util\.client")
+                    ray.init(
+                        address=self.address,
+                        include_dashboard=False,
+                        logging_level="ERROR",
+                        log_to_driver=False,
+                        configure_logging=True,
+                    )
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise GuardError(f"cannot start or reach Ray at {self.address or 'a local instance'}: {exc}.") from None
+                raise GuardError(_init_error(self.address, exc)) from None
             started = True
         self.startup_seconds = time.perf_counter() - began
         try:
@@ -117,42 +123,92 @@ class RayEngine:
                 ray.shutdown()
 
     def _run(self, ray, shards, context, chunk_size, cpus, on_chunk: OnChunk, on_shard: OnShard) -> None:
-        from ray.data import ActorPoolStrategy, DataContext
-
-        data_context = DataContext.get_current()
-        data_context.execution_options.preserve_order = True
-        data_context.enable_progress_bars = False
-        data_context.print_on_execution_start = False
-        # One block per chunk: the actor pool takes work a block at a time, and a reading task's output would
-        # otherwise stay one block per shard (a shard's chunks on one actor, the other idle at the tail).
-        data_context.target_max_block_size = 1
-        # One actor per worker; the reading tasks' small reservation stays free.
-        actor_cpus = max(0.05, min(1.0, (cpus - READ_CPUS * min(len(shards), 2)) / self.workers))
         packed = pickle.dumps(context, protocol=pickle.HIGHEST_PROTOCOL)
-        items = [{"shard": json.dumps(shard.to_dict())} for shard in shards]
-        dataset = (
-            ray.data.from_items(items, override_num_blocks=len(items))
-            .flat_map(_read_chunks, fn_kwargs={"chunk_size": chunk_size}, num_cpus=READ_CPUS)
-            .map_batches(
-                FilterStage,
-                fn_constructor_kwargs={"context": packed},
-                batch_size=1,
-                compute=ActorPoolStrategy(size=self.workers),
-                num_cpus=actor_cpus,
-                udf_modifying_row_count=False,
-            )
-        )
+        specs = [json.dumps(shard.to_dict()) for shard in shards]
+        driver = None
+        if ray.util.client.ray.is_connected():
+            # Ray Client (ray://): Ray Data cannot drive a job from a client, so an actor on the cluster drives
+            # the pipeline and hands each chunk's records back on request; this process writes the outputs.
+            driver = ray.remote(num_cpus=0)(PipelineDriver).remote(specs, packed, chunk_size, cpus, self.workers)
+            payloads: Iterator[bytes] = _pulled(ray, driver)
+        else:
+            payloads = _pipeline(specs, packed, chunk_size, cpus, self.workers)
         by_index = {shard.index: shard for shard in shards}
         gathered: dict[int, list[dict[str, Any]]] = {}
         try:
-            for row in dataset.iter_rows():
-                shard_index, last, records = pickle.loads(row["payload"])
+            for payload in payloads:
+                shard_index, last, records = pickle.loads(payload)
                 gathered.setdefault(shard_index, []).extend(records)
                 on_chunk(records)
                 if last:
                     on_shard(by_index[shard_index], gathered.pop(shard_index))
         except ray.exceptions.RayError as exc:
             raise _job_error(exc) from None
+        finally:
+            if driver is not None:
+                ray.kill(driver)
+
+
+def _pipeline(specs: list[str], packed: bytes, chunk_size: int, cpus: float, workers: int) -> Iterator[bytes]:
+    """Each chunk's pickled (shard index, last chunk?, records), in job order, from a Ray Data pipeline run by
+    this process (the job's driver, or the actor that drives it on the cluster for a Ray Client)."""
+    import ray.data
+    from ray.data import ActorPoolStrategy, DataContext
+
+    data_context = DataContext.get_current()
+    data_context.execution_options.preserve_order = True
+    data_context.enable_progress_bars = False
+    data_context.print_on_execution_start = False
+    # One block per chunk: the actor pool takes work a block at a time, and a reading task's output would
+    # otherwise stay one block per shard (a shard's chunks on one actor, the other idle at the tail).
+    data_context.target_max_block_size = 1
+    # One actor per worker; the reading tasks' small reservation stays free.
+    actor_cpus = max(0.05, min(1.0, (cpus - READ_CPUS * min(len(specs), 2)) / workers))
+    dataset = (
+        ray.data.from_items([{"shard": spec} for spec in specs], override_num_blocks=len(specs))
+        .flat_map(_read_chunks, fn_kwargs={"chunk_size": chunk_size}, num_cpus=READ_CPUS)
+        .map_batches(
+            FilterStage,
+            fn_constructor_kwargs={"context": packed},
+            batch_size=1,
+            compute=ActorPoolStrategy(size=workers),
+            num_cpus=actor_cpus,
+            udf_modifying_row_count=False,
+        )
+    )
+    for row in dataset.iter_rows():
+        yield row["payload"]
+
+
+class PipelineDriver:
+    """Ray actor that drives `_pipeline` on the cluster for a Ray Client, `take` by `take`."""
+
+    BATCH = 4
+
+    def __init__(self, specs: list[str], packed: bytes, chunk_size: int, cpus: float, workers: int) -> None:
+        self.rows = _pipeline(specs, packed, chunk_size, cpus, workers)
+
+    def take(self) -> list[bytes]:
+        """The next few chunks' payloads (fewer at the end; none when the job is done)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+            return [payload for _, payload in zip(range(self.BATCH), self.rows, strict=False)]
+
+
+def _pulled(ray: Any, driver: Any) -> Iterator[bytes]:
+    while batch := ray.get(driver.take.remote()):
+        yield from batch
+
+
+def _init_error(address: str | None, exc: Exception) -> str:
+    """One sentence for a Ray that would not start or answer; for Ray Client, what token auth needs."""
+    message = f"cannot start or reach Ray at {address or 'a local instance'}: {str(exc).strip().rstrip('.')}."
+    if (address or "").startswith("ray://") and "RAY_AUTH_MODE" not in os.environ:
+        message += (
+            " If the cluster uses token authentication (the default for `ray start` in recent Ray), set"
+            " RAY_AUTH_MODE=token here too, with its token (RAY_AUTH_TOKEN, or the file ~/.ray/auth_token)."
+        )
+    return message
 
 
 def _job_error(exc: Exception) -> Exception:
