@@ -84,7 +84,9 @@ def filter_dataset(
 
     Bad input (a missing input, no shards, an unreadable policy or opt-out list, a required model missing,
     an output folder holding another job) raises one of `guard.errors.user_errors()` before anything is
-    written; a sample that cannot be read becomes an `error` row and never stops the job.
+    written; an engine that fails before a shard is scored (Ray unreachable) leaves no job behind, so the
+    same command can simply run again; a sample that cannot be read becomes an `error` row and never stops
+    the job.
     """
     started = time.perf_counter()
     try:
@@ -103,7 +105,7 @@ def filter_dataset(
     runner = make_engine(engine, workers=workers, address=address)
     out = Path(output).expanduser()
     work = WorkDir(out)
-    work.begin(_identity(shards, policy, opt_outs, chunk_size), resume=resume, overwrite=overwrite)
+    fresh = work.begin(_identity(shards, policy, opt_outs, chunk_size), resume=resume, overwrite=overwrite)
 
     pending = [shard for shard in shards if not work.has_scored(shard.index)]
     state = Progress(len(shards) - len(pending), len(shards), 0, 0, 0, 0, 0.0)
@@ -126,7 +128,12 @@ def filter_dataset(
         if progress is not None:
             progress(state)
 
-    runner.run(pending, context, chunk_size=chunk_size, on_chunk=on_chunk, on_shard=on_shard)
+    try:
+        runner.run(pending, context, chunk_size=chunk_size, on_chunk=on_chunk, on_shard=on_shard)
+    except BaseException:
+        if fresh:  # an engine that could not start (Ray unreachable), an interrupt before any shard was done
+            work.abandon()
+        raise
     scoring_seconds = time.perf_counter() - scoring_started
     finishing_started = time.perf_counter()
     tally = _finish(out, work, shards, policy, labels)

@@ -251,6 +251,38 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 90) -> None:
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+
+
+def test_an_engine_that_cannot_start_leaves_no_job_behind(dataset, monkeypatch, tmp_path):
+    """Ray unreachable (say) before any shard is scored: one error, and the same command then just runs."""
+    import guard.filter_dataset as job
+    from guard.errors import GuardError
+
+    class Unreachable:
+        name, workers = "ray", 2
+
+        def run(self, *args, **kwargs):
+            raise GuardError("cannot start or reach Ray at ray://nowhere:10001: connection refused.")
+
+    inputs, _, opt_out = dataset
+    monkeypatch.setattr(job, "make_engine", lambda *args, **kwargs: Unreachable())
+    with pytest.raises(GuardError, match="cannot start or reach Ray"):
+        filter_dataset([inputs], tmp_path / "out", opt_out=[opt_out], engine="ray")
+    assert not (tmp_path / "out" / ".work").exists()
+    monkeypatch.undo()
+    summary = filter_dataset([inputs], tmp_path / "out", opt_out=[opt_out], workers=0)
+    assert summary["samples"] > 0
+
+
 def test_ray_client_address_runs_the_job_on_a_separate_cluster(dataset, local_run, tmp_path):
     """`--address ray://HOST:PORT` against a Ray head started apart (as on a real cluster): Ray Data cannot be
     driven from a Ray Client, so an actor on the cluster drives it; the outputs are the local engine's."""
@@ -266,20 +298,21 @@ def test_ray_client_address_runs_the_job_on_a_separate_cluster(dataset, local_ru
     head_command = [str(ray_bin), "start", "--head", "--block", "--num-cpus", "2", "--include-dashboard", "false"]
     head_command += [f"--port={_free_port()}", f"--ray-client-server-port={client_port}", f"--temp-dir={folder}"]
     head_command += [f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}"]
-    head = subprocess.Popen(
-        head_command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
+    head_log = tmp_path / "head.log"
+    with head_log.open("wb") as log:
+        head = subprocess.Popen(head_command, env=env, stdout=log, stderr=log, start_new_session=True)
     try:
         command = [sys.executable, "-c", "from guard.cli import main; main()", "filter-dataset", str(inputs)]
         command += ["-o", str(tmp_path / "out"), "--opt-out", str(opt_out), "--engine", "ray", "--workers", "2"]
         command += ["--address", f"ray://127.0.0.1:{client_port}", "--json"]
-        deadline = time.monotonic() + 60
-        while True:  # the head's client server takes a few seconds to listen
+        _wait_for_port(client_port, head)  # the head's client server takes a few seconds to listen
+        for _ in range(4):  # a just-started client server can still refuse a first client ("Initialization
+            # failure from server"); a refused start leaves no job behind, so the same command runs again
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-            if done.returncode == 0 or time.monotonic() > deadline or head.poll() is not None:
+            if done.returncode == 0 or "cannot start or reach Ray" not in done.stderr:
                 break
-            time.sleep(2)
-        assert done.returncode == 0, done.stderr[-2000:]
+            time.sleep(3)
+        assert done.returncode == 0, done.stderr[-2000:] + head_log.read_text(errors="replace")[-2000:]
         assert json.loads(done.stdout)["throughput"]["engine"] == "ray"
         assert _files(tmp_path / "out") == _files(reference)
     finally:

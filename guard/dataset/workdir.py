@@ -66,8 +66,9 @@ class WorkDir:
     def job_file(self) -> Path:
         return self.root / "job.json"
 
-    def begin(self, identity: dict[str, Any], *, resume: bool, overwrite: bool) -> None:
-        """Start (or, with `resume`, continue) the job; GuardError when OUT holds another job's work."""
+    def begin(self, identity: dict[str, Any], *, resume: bool, overwrite: bool) -> bool:
+        """Start (or, with `resume`, continue) the job; GuardError when OUT holds another job's work. True
+        when this call started a new job (False: it continues one)."""
         if self.output.exists() and not self.output.is_dir():
             raise GuardError(f"{self.output}: is a file; -o needs a folder.")
         existing = self._read_identity()
@@ -83,7 +84,7 @@ class WorkDir:
                     f"{self.output} holds a job made with other settings ({', '.join(changed)} changed); "
                     "run with --overwrite to start again, or choose another output folder."
                 )
-            return
+            return False
         if overwrite and self.output.is_dir():
             for name in (".work", "shards", "review", "samples.parquet", "summary.json"):
                 target = self.output / name
@@ -94,6 +95,14 @@ class WorkDir:
         elif self.output.is_dir() and any(not p.name.startswith(".") for p in self.output.iterdir()):
             raise GuardError(f"{self.output} is not empty; choose an empty or new output folder (or --overwrite).")
         write_atomic(self.job_file, json.dumps(identity, indent=2, sort_keys=True).encode("utf-8"))
+        return True
+
+    def abandon(self) -> None:
+        """Forget a job that scored nothing (its engine never started, say), so the same command runs again
+        without --resume; a job with a scored shard is kept for --resume."""
+        scored = self.root / "scored"
+        if not (scored.is_dir() and any(scored.iterdir())):
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def _read_identity(self) -> dict[str, Any] | None:
         try:
