@@ -142,13 +142,7 @@ def held_out_accuracy(classifier: PromptClassifier, rows: list[Row], nlps: dict,
         for group, texts in groups.items():
             if not texts:
                 continue
-            decisions = checker.check(texts)
-            rules = [decide_prompt(policy, text).decision != "allow" for text in texts]
-            both = [decision.decision != "allow" for decision in decisions]
-            alone = [any(r["rule"].startswith("classifier:") for r in decision.reasons) for decision in decisions]
-            row = {"n": len(texts), "rules": _share(rules), "classifier": _share(alone), "both": _share(both)}
-            for name, nlp in nlps.items():
-                row[name] = _share(mewtant_stops(nlp, texts))
+            row = stop_rates(checker, texts, nlps)
             results[source][group] = row
             log(f"{source:12s} {group:15s} " + " ".join(f"{k}={v}" for k, v in row.items()))
     return results
@@ -190,23 +184,27 @@ def external_accuracy(classifier: PromptClassifier, rows: list[Row], repository:
     """Share stopped on the published sets outside the corpus (see the module docstring)."""
     policy = load_policy("default")
     in_corpus = {r.prompt.lower() for r in rows}
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     for set_name, (name, label, derived_from) in EXTERNAL_SETS.items():
         texts = [t for t in external_prompts(repository, name) if t.lower() not in in_corpus]
         fold = classifier.without(derived_from) if derived_from else classifier
-        decisions = PromptChecker(policy, classifier=fold).check(texts)
-        row = {
-            "label": label,
-            "head": f"without {derived_from}" if derived_from else "shipped",
-            "n": len(texts),
-            "rules": _share([decide_prompt(policy, t).decision != "allow" for t in texts]),
-            "classifier": _share([any(r["rule"].startswith("classifier:") for r in d.reasons) for d in decisions]),
-            "both": _share([d.decision != "allow" for d in decisions]),
-        }
-        for nlp_name, nlp in nlps.items():
-            row[nlp_name] = _share(mewtant_stops(nlp, texts))
-        results[set_name] = row
+        head = f"without {derived_from}" if derived_from else "shipped"
+        checker = PromptChecker(policy, classifier=fold)
+        results[set_name] = {"label": label, "head": head, **stop_rates(checker, texts, nlps)}
     return results
+
+
+def stop_rates(checker: PromptChecker, texts: Sequence[str], nlps: dict) -> dict[str, float]:
+    """n, and the share of `texts` stopped by the rules alone, the classifier alone, both (the guard) and
+    each of Mewtant's pipelines."""
+    decisions = checker.check(texts)
+    rules = [decide_prompt(checker.policy, text).decision != "allow" for text in texts]
+    both = [decision.decision != "allow" for decision in decisions]
+    alone = [any(r["rule"].startswith("classifier:") for r in decision.reasons) for decision in decisions]
+    row = {"n": len(texts), "rules": _share(rules), "classifier": _share(alone), "both": _share(both)}
+    for name, nlp in nlps.items():
+        row[name] = _share(mewtant_stops(nlp, texts))
+    return row
 
 
 def _share(flags: Sequence[bool]) -> float:

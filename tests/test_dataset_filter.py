@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from dataset_builder import build_webdataset
+from serve_support import free_port
 
 from guard.dataset.readers import tar_groups
 from guard.filter_dataset import filter_dataset
@@ -243,17 +245,7 @@ def test_resume_refuses_a_changed_job(dataset, local_run):
         filter_dataset([inputs], out, workers=0, resume=True)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 90) -> None:
-    import socket
-
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and process.poll() is None:
         with socket.socket() as probe:
@@ -293,11 +285,11 @@ def test_ray_client_address_runs_the_job_on_a_separate_cluster(dataset, local_ru
     reference, _ = local_run
     ray_bin = Path(sys.executable).with_name("ray")
     folder = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))  # Ray's socket paths must stay short
-    client_port = _free_port()
+    client_port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     head_command = [str(ray_bin), "start", "--head", "--block", "--num-cpus", "2", "--include-dashboard", "false"]
-    head_command += [f"--port={_free_port()}", f"--ray-client-server-port={client_port}", f"--temp-dir={folder}"]
-    head_command += [f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}"]
+    head_command += [f"--port={free_port()}", f"--ray-client-server-port={client_port}", f"--temp-dir={folder}"]
+    head_command += [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}"]
     head_log = tmp_path / "head.log"
     with head_log.open("wb") as log:
         head = subprocess.Popen(head_command, env=env, stdout=log, stderr=log, start_new_session=True)

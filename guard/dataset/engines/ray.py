@@ -24,6 +24,7 @@ where the command runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -114,9 +115,7 @@ class RayEngine:
             cpus = float(ray.cluster_resources().get("CPU", 1.0))
             self.workers = max(1, self.requested or int(cpus))
             if shards:
-                with warnings.catch_warnings():
-                    # Ray Data copies its DataContext per execution and warns about its own deprecated fields.
-                    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+                with _quiet_data_context():
                     self._run(ray, shards, context, chunk_size, cpus, on_chunk, on_shard)
         finally:
             if started:
@@ -190,9 +189,16 @@ class PipelineDriver:
 
     def take(self) -> list[bytes]:
         """The next few chunks' payloads (fewer at the end; none when the job is done)."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+        with _quiet_data_context():
             return [payload for _, payload in zip(range(self.BATCH), self.rows, strict=False)]
+
+
+@contextlib.contextmanager
+def _quiet_data_context() -> Iterator[None]:
+    """Ray Data copies its DataContext per execution and warns about its own deprecated fields: not ours."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+        yield
 
 
 def _pulled(ray: Any, driver: Any) -> Iterator[bytes]:
