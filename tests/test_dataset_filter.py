@@ -189,10 +189,11 @@ def test_policy_thresholds_on_real_scores(dataset, local_run, tmp_path):
     assert sum(1 for row in after.values() if any(r["category"] == "sexual" for r in row["reasons"])) >= at_or_above
 
 
-def test_ray_engine_writes_the_same_output(dataset, local_run, ray_local, tmp_path):
+def test_ray_engine_writes_the_same_output(dataset, local_run, ray_local, tmp_path, capsys):
     inputs, _, opt_out = dataset
     out, summary = local_run
     summary_ray = filter_dataset([inputs], tmp_path / "ray", opt_out=[opt_out], engine="ray", workers=2)
+    assert "execution finished" not in capsys.readouterr().err  # Ray Data's own INFO lines stay in its log
     assert _files(tmp_path / "ray") == _files(out)
     assert pq.read_table(tmp_path / "ray" / "samples.parquet").equals(pq.read_table(out / "samples.parquet"))
     assert summary_ray["throughput"]["engine"] == "ray"

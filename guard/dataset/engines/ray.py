@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import pickle
 import time
@@ -154,6 +155,7 @@ def _pipeline(specs: list[str], packed: bytes, chunk_size: int, cpus: float, wor
     import ray.data
     from ray.data import ActorPoolStrategy, DataContext
 
+    _quiet_data_console()
     data_context = DataContext.get_current()
     data_context.execution_options.preserve_order = True
     data_context.enable_progress_bars = False
@@ -199,6 +201,14 @@ def _quiet_data_context() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
         yield
+
+
+def _quiet_data_console() -> None:
+    """Ray Data's console handler prints INFO and WARNING lines of its own (progress bars disabled, execution
+    finished in N s) among the command's output; only its errors are shown. Its log file keeps everything."""
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(max(handler.level, logging.ERROR))
 
 
 def _pulled(ray: Any, driver: Any) -> Iterator[bytes]:
