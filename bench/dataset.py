@@ -365,6 +365,20 @@ def main() -> None:
                 f"ray / local: {median('local', 'wall') / median('ray', 'wall'):.2f} by wall time (Ray's start-up "
                 f"{startup:.1f} s included), {median('local', 'cpu') / median('ray', 'cpu'):.2f} by CPU time"
             )
+
+            def throughput(name: str, field: str) -> float:
+                return statistics.median(r["summary"]["throughput"][field] for r in results[name])
+
+            print(
+                "first scored chunk after (s): local {:.1f}, ray {:.1f}; from then on (samples/s): local {:.2f}, "
+                "ray {:.2f}; ray / local {:.2f} (the rate a longer job approaches)".format(
+                    throughput("local", "first_result_seconds"),
+                    throughput("ray", "first_result_seconds"),
+                    throughput("local", "steady_samples_per_second"),
+                    throughput("ray", "steady_samples_per_second"),
+                    throughput("ray", "steady_samples_per_second") / throughput("local", "steady_samples_per_second"),
+                )
+            )
         local = results["local"][0]["summary"] if "local" in results else None
         if local is not None:
             print(

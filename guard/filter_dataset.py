@@ -110,8 +110,11 @@ def filter_dataset(
     pending = [shard for shard in shards if not work.has_scored(shard.index)]
     state = Progress(len(shards) - len(pending), len(shards), 0, 0, 0, 0, 0.0)
     scoring_started = time.perf_counter()
+    first: list[float] = []  # seconds to the first scored chunk, and its samples
 
     def on_chunk(records: list[dict[str, Any]]) -> None:
+        if records and not first:
+            first.extend((time.perf_counter() - scoring_started, len(records)))
         for record in records:
             decided = decide_record(record, policy).decision
             state.samples += 1
@@ -150,6 +153,7 @@ def filter_dataset(
             "scoring_seconds": round(scoring_seconds, 3),
             "samples_per_second": round(state.samples / scoring_seconds, 3) if state.samples else None,
             "engine_startup_seconds": round(getattr(runner, "startup_seconds", 0.0), 3),
+            **_steady_rate(first, state.samples, scoring_seconds),
             "finishing_seconds": round(finished - finishing_started, 3),
             "wall_seconds": round(finished - started, 3),
         },
@@ -163,6 +167,17 @@ def filter_dataset(
     )
     write_atomic(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False).encode("utf-8"))
     return summary
+
+
+def _steady_rate(first: list[float], samples: int, seconds: float) -> dict[str, float | None]:
+    """Seconds to the first scored chunk (the engine's start-up, the workers' model loading, one chunk), and
+    samples/s from then on: the rate a longer job approaches, whatever each engine's start-up costs."""
+    if not first:
+        return {"first_result_seconds": None, "steady_samples_per_second": None}
+    at, done = first
+    rest = seconds - at
+    steady = round((samples - done) / rest, 3) if samples > done and rest > 0 else None
+    return {"first_result_seconds": round(at, 3), "steady_samples_per_second": steady}
 
 
 def _check_detectors(context: FilterContext) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str]]]:

@@ -159,7 +159,10 @@ def test_summary_counts_and_threshold_sweep(dataset, local_run):
             over = [row for row in rows if row[column] is not None and row[column] >= point["threshold"]]
             assert point["at_or_above"] == len(over)
             assert point["kept_at_or_above"] == sum(row["decision"] == "keep" for row in over)
-    assert summary["throughput"]["samples_scored"] == len(items)
+    throughput = summary["throughput"]
+    assert throughput["samples_scored"] == len(items)
+    assert 0 < throughput["first_result_seconds"] <= throughput["scoring_seconds"]
+    assert throughput["steady_samples_per_second"] > 0
     assert summary["detectors"]["open_nsfw"]["providers"][-1] == "CPUExecutionProvider"
 
 
