@@ -98,7 +98,8 @@ def _tensor(output):
 
 
 def bag_scores(torch, h, lengths, w, b):
-    """Soft maximum over the sentence embedding and every window (the shipped head's form)."""
+    """Soft maximum over the sentence embedding and every window: `detectors.prompt_classifier.instances` and
+    `soft_max`, rewritten in torch so that it runs batched and passes gradients to the encoder."""
     batch, tokens, width = h.shape
     valid_tokens = (torch.arange(tokens)[None, :] < lengths[:, None]).float()
     sentence = torch.nn.functional.normalize((h * valid_tokens[..., None]).sum(1) / lengths[:, None], dim=-1)
