@@ -155,7 +155,6 @@ def _pipeline(specs: list[str], packed: bytes, chunk_size: int, cpus: float, wor
     import ray.data
     from ray.data import ActorPoolStrategy, DataContext
 
-    _quiet_data_console()
     data_context = DataContext.get_current()
     data_context.execution_options.preserve_order = True
     data_context.enable_progress_bars = False
@@ -197,18 +196,18 @@ class PipelineDriver:
 
 @contextlib.contextmanager
 def _quiet_data_context() -> Iterator[None]:
-    """Ray Data copies its DataContext per execution and warns about its own deprecated fields: not ours."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
-        yield
+    """Ray Data's own noise, not ours: it copies its DataContext per execution and warns about its own
+    deprecated fields, and its console handler prints INFO and WARNING lines (progress bars disabled,
+    execution finished in N s) among the command's output. Only its errors are shown; its log file in the
+    Ray session keeps everything."""
+    import ray.data  # noqa: F401  (configures Ray Data's loggers, so their handlers exist below)
 
-
-def _quiet_data_console() -> None:
-    """Ray Data's console handler prints INFO and WARNING lines of its own (progress bars disabled, execution
-    finished in N s) among the command's output; only its errors are shown. Its log file keeps everything."""
     for handler in logging.getLogger("ray.data").handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(max(handler.level, logging.ERROR))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+        yield
 
 
 def _pulled(ray: Any, driver: Any) -> Iterator[bytes]:
