@@ -2,7 +2,8 @@
 
 Accuracy. Every prompt of the labelled corpus (`../shared/prompt-corpus`) is scored by the classifier head
 trained with *its own source held out* (the head ships those fold weights: `Head.without(source)`), and
-decided by the default policy's thresholds. So each figure is on prompts from a source the head did not see.
+decided by the default policy's thresholds (or another bundled policy's: `--policy strict`). So each
+figure is on prompts from a source the head did not see.
 Per source and kind of row (unsafe with strong labels, unsafe with weak labels, benign), and for noisy
 variants made here with a seed training never used (benign + junk tokens, mojibake, CLIP markers, style
 tags, soups; the same for unsafe rows; and benign prompts with junk words taken only from the other
@@ -34,8 +35,8 @@ turns in each of 5 rounds and each reports its median):
 * cold start: `guard check-prompt TEXT` in a fresh process with the encoder cache built (median of 5), and
   the one-time cache build in an empty cache folder.
 
-Run: `python bench/prompt_guard.py [--runs 5] [--speed-prompts 1000] [--guardt2i DIR]`. Writes
-`bench/out/prompt_guard.json`. The machine is shared and noisy: speeds are medians of `--runs` passes;
+Run: `python bench/prompt_guard.py [--runs 5] [--speed-prompts 1000] [--guardt2i DIR] [--policy NAME]`.
+Writes `bench/out/prompt_guard.json`. The machine is shared and noisy: speeds are medians of `--runs` passes;
 compare ratios within one run.
 """
 
@@ -112,16 +113,20 @@ def mewtant_stops(nlp, texts: Sequence[str]) -> list[bool]:
     return out
 
 
-def held_out_accuracy(classifier: PromptClassifier, rows: list[Row], nlps: dict, log: Callable) -> dict:
-    """Per source and group: n and the share stopped by each method."""
+def held_out_accuracy(
+    classifier: PromptClassifier, rows: list[Row], nlps: dict, log: Callable, decide_with: str = "default"
+) -> dict:
+    """Per source and group: n and the share stopped by each method (the guard deciding with the policy
+    `decide_with`; the noisy variants are the same whatever the policy)."""
     policy = load_policy("default")
+    deciding = load_policy(decide_with)
     filler = filler_vocabulary(policy)
     rng = random.Random(SEED)
     neutral_rng = random.Random(SEED + 1)  # its own draws: the other groups get the variants they always got
     results: dict[str, dict[str, dict[str, float]]] = {}
     for source in sorted({r.source for r in rows}):
         mine = [r for r in rows if r.source == source]
-        checker = PromptChecker(policy, classifier=classifier.without(source))  # the guard, with the fold head
+        checker = PromptChecker(deciding, classifier=classifier.without(source))  # the guard, with the fold head
         groups: dict[str, list[str]] = {
             "unsafe strong": [r.prompt for r in mine if r.unsafe and r.strong],
             "unsafe weak": [r.prompt for r in mine if r.unsafe and not r.strong],
@@ -180,9 +185,11 @@ def external_prompts(repository: Path, name: str) -> list[str]:
     return list(dict.fromkeys(" ".join(str(t).split()) for t in texts))
 
 
-def external_accuracy(classifier: PromptClassifier, rows: list[Row], repository: Path, nlps: dict) -> dict:
+def external_accuracy(
+    classifier: PromptClassifier, rows: list[Row], repository: Path, nlps: dict, decide_with: str = "default"
+) -> dict:
     """Share stopped on the published sets outside the corpus (see the module docstring)."""
-    policy = load_policy("default")
+    policy = load_policy(decide_with)
     in_corpus = {r.prompt.lower() for r in rows}
     results: dict[str, dict[str, Any]] = {}
     for set_name, (name, label, derived_from) in EXTERNAL_SETS.items():
@@ -338,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--guardt2i", type=Path, help="a checkout or bare clone of cure-lab/GuardT2I (extra sets)")
+    parser.add_argument("--policy", default="default", help="the bundled policy that decides (default: default)")
     args = parser.parse_args(argv)
     started = time.monotonic()
 
@@ -354,13 +362,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not classifier.available():
         raise SystemExit(f"the prompt classifier is unavailable: {classifier.unavailable_reason}")
     rows = read_rows(CORPUS)
-    report: dict = {"head": classifier.model}
+    report: dict = {"head": classifier.model, "policy": args.policy}
     if not args.skip_accuracy:
-        report["accuracy"] = held_out_accuracy(classifier, rows, nlps, log)
-        innocent = PromptChecker("default", classifier=classifier).check(INNOCENTS)
+        report["accuracy"] = held_out_accuracy(classifier, rows, nlps, log, args.policy)
+        innocent = PromptChecker(args.policy, classifier=classifier).check(INNOCENTS)
         report["innocents"] = {"n": len(INNOCENTS), "stopped": sum(d.decision != "allow" for d in innocent)}
     if args.guardt2i:
-        report["external"] = external_accuracy(classifier, rows, args.guardt2i, nlps)
+        report["external"] = external_accuracy(classifier, rows, args.guardt2i, nlps, args.policy)
         log("published sets outside the corpus: done")
     if not args.skip_speed:
         sample = [r.prompt for r in random.Random(SEED).sample(rows, min(args.speed_prompts, len(rows)))]

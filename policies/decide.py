@@ -191,6 +191,14 @@ def decide_prompt(policy: Policy | str | Path, text: str, classifier: Classifier
     return _finish(policy, reasons, actions, text=text, notes=notes, classifier=record)
 
 
+def matched_categories(policy: Policy | str | Path, text: str) -> set[str]:
+    """Every category whose rules match `text`, `allow` ones included (the building blocks such as
+    `mentions_minors` that `together_with` thresholds and combinations refer to)."""
+    if not isinstance(policy, Policy):
+        policy = load_policy(policy)
+    return _rule_reasons(policy, text)[2]
+
+
 def excused_spans(policy: Policy | str | Path, text: str) -> list[tuple[int, int]]:
     """[start, end) spans of `text` covered by an exception phrase that made a rule match innocent ("nude
     lipstick"): the guard lets the classifier read the text without them too, so both layers honour the

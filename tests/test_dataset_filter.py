@@ -143,7 +143,7 @@ def test_summary_counts_and_threshold_sweep(dataset, local_run):
     assert summary["by_category"]["duplicate"] == 1
     sweep = dict(summary["sweep"])
     captions = sweep.pop("caption_score")  # the caption classifier's highest score per caption
-    assert captions["policy_thresholds"] == [0.79, 0.88, 0.89, 0.9]
+    assert captions["policy_thresholds"] == [0.81, 0.89, 0.9]  # hate; sexual; gore and self-harm
     assert summary["caption_check"] == "rules+classifier"
     assert captions["scored"] == summary["samples"]  # a caption is read even when its image is not
     assert set(sweep) == {"nudenet_explicit_nudity", "nudenet_suggestive", "open_nsfw_nsfw"}

@@ -13,6 +13,7 @@ import pytest
 from detectors.prompt_classifier import DATA_DIR, HEAD_NAME, PromptClassifier
 from detectors.text_encoder import TextEncoder
 from detectors.training.corpus import LABELS, read_rows, sha256
+from policies import load_policy
 
 ROW_ID = re.compile(r"^[a-z0-9-]+:[0-9a-f]{12}$")
 
@@ -36,6 +37,33 @@ def test_the_head_records_its_corpus_encoder_and_calibration(classifier, shared_
     assert meta["fold_sources"] == sorted(calibration["held_out"])
     assert all(ROW_ID.match(i) for i in meta["example_ids"])
     assert len(meta["example_ids"]) == len(head.example_vectors)
+
+
+def _classifier_thresholds(policy_name: str) -> dict[tuple[str, str, tuple[str, ...]], float]:
+    policy = load_policy(policy_name)
+    return {
+        (name, t.label, tuple(t.together_with)): t.min_score
+        for name, category in policy.categories.items()
+        for t in category.classifier
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy_name", "recommended"), [("default", ""), ("strict", "_strict"), ("dataset", "_strict")]
+)
+def test_the_bundled_policies_use_the_heads_recommended_thresholds(classifier, policy_name, recommended):
+    """A retrained head comes with its own score scale: the policies must take its thresholds, not keep the old
+    head's (self-harm only ever higher: the corpus has no strong self-harm rows, docs/prompt-guard.md)."""
+    calibration = classifier.head.metadata["calibration"]
+    plain = calibration[f"recommended_thresholds{recommended}"]
+    together = calibration["recommended_together_with_minors"]["strict" if recommended else "default"]
+    thresholds = _classifier_thresholds(policy_name)
+    for label, category in (("sexual", "sexual"), ("gore", "gore"), ("hate", "hate")):
+        assert thresholds[(category, label, ())] == plain[label]
+    assert thresholds[("self_harm", "self_harm", ())] >= plain["self_harm"]
+    assert thresholds[("minors", "sexual", ("mentions_minors",))] == together
+    figures = ("real_people_sexualised", "sexual", ("mentions_public_figures",))
+    assert thresholds[figures] == calibration["recommended_together_with_minors"]["default"]
 
 
 def test_the_shipped_head_carries_no_corpus_text(shared_dir):

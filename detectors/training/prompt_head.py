@@ -24,9 +24,12 @@ Steps:
    up to balance the negatives.
 3. Leave one source out: for each of the five sources, a head trained on the other four scores the
    held-out source's rows and their variants. Those held-out scores fit the calibration (a logistic map per
-   label) and give the recommended thresholds: the lowest per-label thresholds at which all labels
-   together stop at most `TARGET_BENIGN` of held-out benign prompts and `TARGET_NOISY` of their noisy
-   variants. The figures per held-out source are recorded.
+   label) and give the recommended thresholds for each bundled policy (`TARGETS`): the lowest per-label
+   thresholds at which all labels together stop at most that share of held-out benign prompts and of
+   their noisy variants; and the lower sexual threshold counted only with a minor word
+   (`together_with: [mentions_minors]`): above every held-out benign prompt that mentions a minor, and
+   reached by at most `TOGETHER_SHARE` of their noisy variants. The figures per held-out source are
+   recorded.
 4. The final head is trained on everything and written with its calibration.
 """
 
@@ -54,11 +57,15 @@ from detectors.training.corpus import LABELS, Row, read_rows, sha256
 SEED = 13
 WINDOW = 6
 TAU = 4.0
-L2 = 1e-3
+L2 = 1e-4
 WEAK_WEIGHT = 0.3
 POLICY_WEIGHT = 0.5
-TARGET_BENIGN = 0.01
-TARGET_NOISY = 0.02
+TARGETS = {"default": (0.01, 0.02), "strict": (0.02, 0.05)}
+"""Per bundled policy (`dataset` takes strict's): the most held-out benign prompts, and noisy variants of
+them, that all labels together may stop."""
+TOGETHER_SHARE = {"default": 0.05, "strict": 0.10}
+"""Per bundled policy: the share of held-out noisy benign prompts mentioning a minor that may reach the
+sexual threshold counted together with `mentions_minors`."""
 POLICY_LABELS = {"sexual": "sexual", "gore": "gore", "self_harm": "self_harm", "hate": "hate"}
 """Default-policy category -> label, for the texts made from the policy's entries."""
 SUBJECTS = (
@@ -247,25 +254,42 @@ def fit_calibration(raw: np.ndarray, samples: Sequence[Sample]) -> np.ndarray:
     return np.array([mil.platt(raw[keep, j], targets[keep, j], weights[keep, j]) for j in range(len(LABELS))])
 
 
-def recommend_thresholds(scores: np.ndarray, samples: Sequence[Sample]) -> dict[str, float]:
-    """The lowest thresholds (one share of false stops for every label) meeting both benign targets together."""
+def _benign(samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of held-out benign corpus texts: the rows themselves, and their noisy variants."""
     benign = np.array([not s.unsafe and s.source != "policy" for s in samples])
     plain = benign & np.array([s.kind == "orig" for s in samples])
-    noisy = benign & ~plain
+    return plain, benign & ~plain
+
+
+def recommend_thresholds(
+    scores: np.ndarray, samples: Sequence[Sample], target_benign: float, target_noisy: float
+) -> dict[str, float]:
+    """The lowest thresholds (one share of false stops for every label) meeting both benign targets together."""
+    plain, noisy = _benign(samples)
     best = {label: 1.0 for label in LABELS}
-    for share in np.linspace(0.0005, 0.02, 80):
+    for share in np.linspace(target_benign / 20, 2 * target_benign, 80):
+        noisy_share = share * target_noisy / target_benign
         thresholds = {
             label: float(
-                max(np.quantile(scores[plain, j], 1 - share), np.quantile(scores[noisy, j], 1 - 2 * share), 0.05)
+                max(np.quantile(scores[plain, j], 1 - share), np.quantile(scores[noisy, j], 1 - noisy_share), 0.05)
             )
             for j, label in enumerate(LABELS)
         }
         stopped = np.zeros(len(samples), bool)
         for j, label in enumerate(LABELS):
             stopped |= scores[:, j] >= thresholds[label]
-        if stopped[plain].mean() <= TARGET_BENIGN and stopped[noisy].mean() <= TARGET_NOISY:
+        if stopped[plain].mean() <= target_benign and stopped[noisy].mean() <= target_noisy:
             best = thresholds
     return {label: round(min(value + 0.005, 0.99), 2) for label, value in best.items()}
+
+
+def together_threshold(scores: np.ndarray, samples: Sequence[Sample], mentions: np.ndarray, share: float) -> float:
+    """The sexual threshold counted only with a minor word: above every held-out benign text that mentions
+    one (`mentions`), and reached by at most `share` of their noisy variants."""
+    plain, noisy = _benign(samples)
+    sexual = scores[:, LABELS.index("sexual")]
+    value = max(float(sexual[plain & mentions].max()) + 0.01, float(np.quantile(sexual[noisy & mentions], 1 - share)))
+    return round(min(value + 0.005, 0.99), 2)
 
 
 def figures(
@@ -321,7 +345,7 @@ def operating_points(scores: np.ndarray, samples: Sequence[Sample]) -> dict[str,
 
 def train(corpus: Path, out_dir: Path, log: Any = print, cache: Path | None = None) -> dict[str, Any]:
     """The whole procedure; writes `<out_dir>/prompt_head.{npz,json}` and returns the metadata."""
-    from policies import decide_prompt, load_policy
+    from policies import decide_prompt, load_policy, matched_categories
     from policies.loader import DATA_DIR as POLICY_DIR
 
     rows = read_rows(corpus)
@@ -337,7 +361,10 @@ def train(corpus: Path, out_dir: Path, log: Any = print, cache: Path | None = No
     calibration = fit_calibration(folds["raw"], samples)
     held_out = calibrate(folds["raw"], calibration)
     held_out[~corpus_mask] = 0.0
-    thresholds = recommend_thresholds(held_out, samples)
+    recommended = {name: recommend_thresholds(held_out, samples, *targets) for name, targets in TARGETS.items()}
+    thresholds = recommended["default"]
+    mentions = np.array(["mentions_minors" in matched_categories(policy, s.text) for s in samples])
+    together = {name: together_threshold(held_out, samples, mentions, share) for name, share in TOGETHER_SHARE.items()}
     rules = np.array([decide_prompt(policy, s.text).decision != "allow" for s in samples])
     w, b = fit_head(bags, samples)
 
@@ -364,8 +391,10 @@ def train(corpus: Path, out_dir: Path, log: Any = print, cache: Path | None = No
         },
         "calibration": {
             "method": "leave one source out; logistic map per label fitted on the held-out scores",
-            "targets": {"benign": TARGET_BENIGN, "benign_noisy": TARGET_NOISY},
+            "targets": {name: {"benign": b, "benign_noisy": n} for name, (b, n) in TARGETS.items()},
             "recommended_thresholds": thresholds,
+            "recommended_thresholds_strict": recommended["strict"],
+            "recommended_together_with_minors": together,
             "held_out": figures(held_out, samples, thresholds, rules),
             "operating_points": operating_points(held_out, samples),
         },
@@ -414,7 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log=lambda m: print(f"[{time.monotonic() - started:6.0f} s] {m}", flush=True),
         cache=args.cache,
     )
-    print(json.dumps(metadata["calibration"]["recommended_thresholds"]))
+    calibration = metadata["calibration"]
+    for key in ("recommended_thresholds", "recommended_thresholds_strict", "recommended_together_with_minors"):
+        print(key, json.dumps(calibration[key]))
     for source, groups in metadata["calibration"]["held_out"].items():
         print(source, {k: (v["n"], v["classifier"], v["both"]) for k, v in groups.items()})
     return 0
