@@ -15,7 +15,9 @@ rotations and colour shifts, then times, in the same run:
   with a policy that reads no watermarks (so its per-sample work is what "raw models" measures plus the
   cheap checks);
 * **ray engine**: the same with `--engine ray --workers N` (a local Ray started for the job; its start-up is
-  shown apart);
+  shown apart); and, only when named (`--runs local "ray cluster"`), the same job joining a Ray cluster
+  started beforehand on this machine (`ray start --head`, `--address auto`; its daemons' CPU and memory
+  counted), to tell Ray's start-up from the rest of its cost;
 * **memory**: the peak resident memory of the filter's process tree (main process and workers, sampled
   every 0.1 s) at two dataset sizes.
 
@@ -39,6 +41,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -166,14 +169,34 @@ def raw_run(folder: Path, workers: int, every_check: bool) -> None:
 # --- every run in a child process: wall time, CPU time of the whole tree, peak memory -----------------------
 
 
-def measure(command: list[str]) -> dict:
+def _cluster_processes() -> list:
+    """The processes of a Ray cluster started with `ray start` (its daemons and workers, whoever started them)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if "site-packages/ray/" in line or line.startswith("ray::"):
+            found.append(process)
+    return found
+
+
+def measure(command: list[str], cluster: bool = False) -> dict:
     """Run `command`; its stdout, wall seconds, CPU seconds (it and every descendant) and peak tree RSS (MiB).
 
     CPU seconds are what a run costs whatever else the machine is doing, so their ratios are steadier than
     wall-clock ratios on a shared machine. They are the larger of the reaped children's usage (exact) and
     the sum over every process of the tree as last sampled (which also covers Ray's processes, never waited
-    for by this process; it misses at most the last 0.1 s of each)."""
+    for by this process; it misses at most the last 0.1 s of each). With `cluster`, the processes of the Ray
+    cluster the command joins count too (their CPU since the command started, their memory)."""
     import psutil
+
+    baseline: dict[int, float] = {}
+    if cluster:
+        for member in _cluster_processes():
+            with contextlib.suppress(psutil.Error):
+                times = member.cpu_times()
+                baseline[member.pid] = times.user + times.system
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -186,7 +209,7 @@ def measure(command: list[str]) -> dict:
         process = psutil.Process(child.pid)
         while child.poll() is None:
             try:
-                tree = [process, *process.children(recursive=True)]
+                tree = [process, *process.children(recursive=True)] + (_cluster_processes() if cluster else [])
                 rss = 0
                 for member in tree:
                     with contextlib.suppress(psutil.Error):
@@ -208,7 +231,7 @@ def measure(command: list[str]) -> dict:
         raise SystemExit(f"{command[2:5]} failed ({child.returncode}): {stderr.strip()[-2000:]}")
     reaped = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     # Reaped descendants are counted exactly; the ones nobody waited for (Ray's) as last sampled.
-    cpu = max(reaped, sum(seen.values()))
+    cpu = max(reaped, sum(seen.values()) - sum(baseline.get(pid, 0.0) for pid in seen))
     return {"stdout": stdout, "wall": wall, "cpu": cpu, "peak_mib": peak[0] / 2**20}
 
 
@@ -217,10 +240,33 @@ def raw_command(folder: Path, workers: int, every_check: bool) -> list[str]:
     return command + (["--every-check"] if every_check else [])
 
 
-def filter_command(folder: Path, out: Path, workers: int, engine: str, policy: Path | None) -> list[str]:
+def filter_command(
+    folder: Path, out: Path, workers: int, engine: str, policy: Path | None, address: str | None = None
+) -> list[str]:
     command = [sys.executable, "-c", "from guard.cli import main; main()", "filter-dataset", str(folder)]
     command += ["-o", str(out), "--workers", str(workers), "--engine", engine, "--json"]
+    command += ["--address", address] if address else []
     return command + (["--policy", str(policy)] if policy is not None else [])
+
+
+@contextlib.contextmanager
+def ray_cluster(cpus: int) -> Iterator[None]:
+    """A Ray cluster on this machine (`ray start --head`), up before the job as a team's cluster would be;
+    stopped after it, so it takes nothing from the other runs."""
+    ray = str(Path(sys.executable).with_name("ray"))
+    start = [ray, "start", "--head", f"--num-cpus={cpus}", "--include-dashboard=false", "--disable-usage-stats"]
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # a cluster of one machine, for the benchmark: no token to pass on
+    subprocess.run(start, check=True, capture_output=True)
+    try:
+        time.sleep(2)  # its prestarted workers finish starting, as on a cluster that has been up a while
+        yield
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True)
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
 
 
 def image_drops(out: Path) -> dict[str, int]:
@@ -311,14 +357,23 @@ def main() -> None:
             ("local small", lambda n: filter_command(small, root / f"small-{n}", w, "local", None)),
         ]
         if not args.skip_ray:
-            plan.insert(3, ("ray", lambda n: filter_command(large, root / f"ray-{n}", w, "ray", None)))
-        if args.runs:
-            plan = [(name, command) for name, command in plan if name in args.runs]
+            plan[3:3] = [
+                ("ray", lambda n: filter_command(large, root / f"ray-{n}", w, "ray", None)),
+                ("ray cluster", lambda n: filter_command(large, root / f"rayc-{n}", w, "ray", None, "auto")),
+            ]
+        # "ray cluster" only when asked for: it answers whether Ray's start-up is the gap (it is not).
+        plan = [
+            (name, command)
+            for name, command in plan
+            if name in (args.runs or [n for n, _ in plan if n != "ray cluster"])
+        ]
         results: dict[str, list[dict]] = {name: [] for name, _ in plan}
         for number in range(args.rounds):
             order = plan if number % 2 == 0 else list(reversed(plan))  # alternate, so drift hits both sides
             for name, command in order:
-                result = measure(command(number))
+                cluster = name == "ray cluster"
+                with ray_cluster(w) if cluster else contextlib.nullcontext():
+                    result = measure(command(number), cluster=cluster)
                 if "filter-dataset" in command(number):
                     result["summary"] = json.loads(result["stdout"].strip().splitlines()[-1])
                 results[name].append(result)
@@ -343,6 +398,7 @@ def main() -> None:
             ("local", "local engine, dataset policy", "raw every check"),
             ("local no-watermarks", "local engine, no watermark reads", "raw models"),
             ("ray", "ray engine, dataset policy", "raw every check"),
+            ("ray cluster", "ray engine, on a running Ray (auto)", "raw every check"),
             ("local small", f"local engine, dataset policy, {args.small}", None),
         ]
         for name, label, versus in rows:
@@ -359,25 +415,23 @@ def main() -> None:
                 f"{label:<40} {sizes[name]:>7} {median(name, 'wall'):>7.1f} {rate:>9.2f} {wall_ratio:>7} "
                 f"{cpu:>13.1f} {cpu_ratio:>7} {peak:>8.0f}"
             )
-        if "ray" in results and "local" in results:
-            startup = statistics.median(r["summary"]["throughput"]["engine_startup_seconds"] for r in results["ray"])
-            print(
-                f"ray / local: {median('local', 'wall') / median('ray', 'wall'):.2f} by wall time (Ray's start-up "
-                f"{startup:.1f} s included), {median('local', 'cpu') / median('ray', 'cpu'):.2f} by CPU time"
-            )
 
-            def throughput(name: str, field: str) -> float:
-                return statistics.median(r["summary"]["throughput"][field] for r in results[name])
+        def throughput(name: str, field: str) -> float:
+            return statistics.median(r["summary"]["throughput"][field] for r in results[name])
 
+        for ray in ("ray", "ray cluster"):
+            if ray not in results or "local" not in results:
+                continue
             print(
-                "first scored chunk after (s): local {:.1f}, ray {:.1f}; from then on (samples/s): local {:.2f}, "
-                "ray {:.2f}; ray / local {:.2f} (the rate a longer job approaches)".format(
-                    throughput("local", "first_result_seconds"),
-                    throughput("ray", "first_result_seconds"),
-                    throughput("local", "steady_samples_per_second"),
-                    throughput("ray", "steady_samples_per_second"),
-                    throughput("ray", "steady_samples_per_second") / throughput("local", "steady_samples_per_second"),
-                )
+                f"{ray} / local: {median('local', 'wall') / median(ray, 'wall'):.2f} by wall time (Ray's start-up or "
+                f"joining {throughput(ray, 'engine_startup_seconds'):.1f} s included), "
+                f"{median('local', 'cpu') / median(ray, 'cpu'):.2f} by CPU time; first scored chunk after "
+                f"{throughput('local', 'first_result_seconds'):.1f} s (local) and "
+                f"{throughput(ray, 'first_result_seconds'):.1f} s; from then on local "
+                f"{throughput('local', 'steady_samples_per_second'):.2f} samples/s, {ray} "
+                f"{throughput(ray, 'steady_samples_per_second'):.2f}: "
+                f"{throughput(ray, 'steady_samples_per_second') / throughput('local', 'steady_samples_per_second'):.2f}"
+                " (the rate a longer job approaches)"
             )
         local = results["local"][0]["summary"] if "local" in results else None
         if local is not None:
