@@ -5,7 +5,7 @@ Three sexual-vs-benign scorers, all with the shipped head's form (the sentence e
 window, a soft maximum over them), all trained on the same texts (the trainer's corpus rows, noisy variants
 and policy texts: `detectors.training.prompt_head`; unsafe rows of other labels left out):
 
-* `shipped`: the shipped classifier's sexual score (int8 encoder, L-BFGS head with L2 1e-3; with
+* `shipped`: the shipped classifier's sexual score (int8 encoder, L-BFGS head with L2 1e-4; with
   `--without nibbler`, its fold head trained without Nibbler);
 * `frozen`: the float all-MiniLM-L6-v2, frozen, and a head trained with Adam and almost no L2;
 * `fine-tuned`: the same, with the encoder's last transformer layer trained too (one epoch, lr 3e-5).

@@ -137,3 +137,27 @@ def test_held_out_sources_read_from_the_corpus(classifier, shared_dir):
     assert both >= recorded - 0.05
     coco = [r for r in rows if r.source == "coco"]
     assert _held_out_stop_rate(classifier, coco, "coco") <= 0.01
+
+
+def test_thresholds_are_derived_from_held_out_benign_scores():
+    """The training script's rule on known scores: the lowest thresholds meeting both benign targets, and the
+    minor-word threshold above every plain benign text and reached by at most `share` of the noisy ones."""
+    from detectors.training.prompt_head import Sample, recommend_thresholds, together_threshold
+
+    rng = np.random.default_rng(0)
+    samples = [Sample("a", "orig", "coco", (), False, 1.0)] * 1000 + [
+        Sample("a", "noisy", "coco", (), False, 1.0)
+    ] * 1000
+    scores = np.zeros((2000, len(LABELS)))
+    scores[:, 0] = np.concatenate([rng.uniform(0, 0.5, 1000), rng.uniform(0, 1, 1000)])
+    thresholds = recommend_thresholds(scores, samples, 0.01, 0.02)
+    stopped = scores[:, 0] >= thresholds["sexual"]
+    assert stopped[:1000].mean() <= 0.01 and stopped[1000:].mean() <= 0.02
+    assert 0.95 <= thresholds["sexual"] <= 1.0  # the noisy half, uniform on [0, 1], sets it
+    assert all(thresholds[label] == round(0.05 + 0.005, 2) for label in LABELS[1:])  # all-zero scores: the floor
+    mentions = np.zeros(2000, bool)
+    mentions[:100] = mentions[1000:1100] = True
+    scores[:100, 0], scores[1000:1100, 0] = 0.6, np.linspace(0, 1, 100)
+    assert together_threshold(scores, samples, mentions, 0.05) == 0.96  # the 95th percentile of the noisy ones
+    scores[:100, 0] = 0.97
+    assert together_threshold(scores, samples, mentions, 0.05) > 0.97  # above every plain text

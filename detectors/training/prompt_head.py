@@ -288,7 +288,10 @@ def together_threshold(scores: np.ndarray, samples: Sequence[Sample], mentions: 
     one (`mentions`), and reached by at most `share` of their noisy variants."""
     plain, noisy = _benign(samples)
     sexual = scores[:, LABELS.index("sexual")]
-    value = max(float(sexual[plain & mentions].max()) + 0.01, float(np.quantile(sexual[noisy & mentions], 1 - share)))
+    rows, variants = sexual[plain & mentions], sexual[noisy & mentions]
+    if not rows.size or not variants.size:
+        return 0.99  # nothing to read it from: as good as off
+    value = max(float(rows.max()) + 0.01, float(np.quantile(variants, 1 - share)))
     return round(min(value + 0.005, 0.99), 2)
 
 
