@@ -161,3 +161,27 @@ def test_thresholds_are_derived_from_held_out_benign_scores():
     assert together_threshold(scores, samples, mentions, 0.05) == 0.96  # the 95th percentile of the noisy ones
     scores[:100, 0] = 0.97
     assert together_threshold(scores, samples, mentions, 0.05) > 0.97  # above every plain text
+
+
+def test_both_optimisers_learn_the_same_multiple_instance_task():
+    """A positive text is one with at least one instance along a hidden direction, among unrelated ones;
+    both fitting methods find it (the Adam one the same way every run)."""
+    from detectors.training import mil
+
+    rng = np.random.default_rng(1)
+    direction = rng.normal(size=16)
+    direction /= np.linalg.norm(direction)
+    X = rng.normal(size=(400 * 5, 16)).astype(np.float32) * 0.3
+    targets = np.zeros((400, 1))
+    targets[::2] = 1
+    for text in range(0, 400, 2):
+        X[text * 5 + rng.integers(5)] += 2 * direction  # one instance of each positive text carries it
+    bags = mil.Bags(X, np.arange(0, 2000, 5))
+    weights = np.ones((400, 1))
+    for fit in (mil.fit, mil.fit_adam):
+        w, b = fit(bags, targets, weights, l2=1e-4, tau=4.0)
+        raw = mil.scores(bags, w, b, 4.0)[:, 0]
+        auc = (raw[::2, None] > raw[None, 1::2]).mean()  # the share of (positive, negative) pairs ranked right
+        assert auc > 0.99, (fit.__name__, auc)
+    again = mil.fit_adam(bags, targets, weights, l2=1e-4, tau=4.0)
+    assert np.array_equal(again[0], w) and np.array_equal(again[1], b)
