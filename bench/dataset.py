@@ -362,11 +362,8 @@ def main() -> None:
                 ("ray cluster", lambda n: filter_command(large, root / f"rayc-{n}", w, "ray", None, "auto")),
             ]
         # "ray cluster" only when asked for: it answers whether Ray's start-up is the gap (it is not).
-        plan = [
-            (name, command)
-            for name, command in plan
-            if name in (args.runs or [n for n, _ in plan if n != "ray cluster"])
-        ]
+        wanted = set(args.runs) if args.runs else {name for name, _ in plan} - {"ray cluster"}
+        plan = [(name, command) for name, command in plan if name in wanted]
         results: dict[str, list[dict]] = {name: [] for name, _ in plan}
         for number in range(args.rounds):
             order = plan if number % 2 == 0 else list(reversed(plan))  # alternate, so drift hits both sides
