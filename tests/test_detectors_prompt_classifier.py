@@ -178,10 +178,10 @@ def test_both_optimisers_learn_the_same_multiple_instance_task():
         X[text * 5 + rng.integers(5)] += 2 * direction  # one instance of each positive text carries it
     bags = mil.Bags(X, np.arange(0, 2000, 5))
     weights = np.ones((400, 1))
-    for fit in (mil.fit, mil.fit_adam):
-        w, b = fit(bags, targets, weights, l2=1e-4, tau=4.0)
+    fitted = {fit.__name__: fit(bags, targets, weights, l2=1e-4, tau=4.0) for fit in (mil.fit, mil.fit_adam)}
+    for name, (w, b) in fitted.items():
         raw = mil.scores(bags, w, b, 4.0)[:, 0]
         auc = (raw[::2, None] > raw[None, 1::2]).mean()  # the share of (positive, negative) pairs ranked right
-        assert auc > 0.99, (fit.__name__, auc)
+        assert auc > 0.99, (name, auc)
     again = mil.fit_adam(bags, targets, weights, l2=1e-4, tau=4.0)
-    assert np.array_equal(again[0], w) and np.array_equal(again[1], b)
+    assert np.array_equal(again[0], fitted["fit_adam"][0]) and np.array_equal(again[1], fitted["fit_adam"][1])
