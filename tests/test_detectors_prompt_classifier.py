@@ -163,6 +163,23 @@ def test_thresholds_are_derived_from_held_out_benign_scores():
     assert together_threshold(scores, samples, mentions, 0.05) > 0.97  # above every plain text
 
 
+def test_a_calibration_that_ranks_unsafe_below_benign_is_refused():
+    """Held-out sources of one class each can be told apart by style; a map that turns their scores upside
+    down would look perfect on them and mean nothing on a new source."""
+    from detectors.training.prompt_head import BackwardsCalibration, Sample, fit_calibration
+
+    rng = np.random.default_rng(2)
+    samples = [Sample("a", "orig", "parti", (), False, 1.0)] * 300 + [
+        Sample("b", "orig", "nibbler", tuple(LABELS), True, 1.0)
+    ] * 300
+    raw = np.concatenate([rng.normal(1.0, 0.3, (300, len(LABELS))), rng.normal(-1.0, 0.3, (300, len(LABELS)))])
+    raw[:, 1:] = -raw[:, 1:]  # only sexual has unsafe texts scored lower
+    with pytest.raises(BackwardsCalibration, match=r"for sexual fall"):
+        fit_calibration(raw, samples)
+    raw[:, 0] = -raw[:, 0]  # the right way round
+    assert (fit_calibration(raw, samples)[:, 0] > 0).all()
+
+
 def test_both_optimisers_learn_the_same_multiple_instance_task():
     """A positive text is one with at least one instance along a hidden direction, among unrelated ones;
     both fitting methods find it (the Adam one the same way every run)."""
