@@ -24,8 +24,6 @@ re-encoding 36,000 texts for the shipped head's column. About 4 minutes per L2 o
 from __future__ import annotations
 
 import argparse
-import json
-import random
 import re
 import sys
 import unicodedata
@@ -39,7 +37,7 @@ from scipy.optimize import minimize
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from detectors.prompt_classifier import DATA_DIR, HEAD_NAME, calibrate  # noqa: E402
+from detectors.prompt_classifier import Head, calibrate  # noqa: E402
 from detectors.text_encoder import TextEncoder  # noqa: E402
 from detectors.training import mil  # noqa: E402
 from detectors.training import prompt_head as trainer  # noqa: E402
@@ -95,23 +93,20 @@ def held_out_ngrams(X, samples, targets, weights, l2: float) -> np.ndarray:
 
 def held_out_head(samples, cache: Path | None) -> np.ndarray:
     """The shipped head's fold scores (each source scored by the head trained without it)."""
-    arrays = np.load(DATA_DIR / f"{HEAD_NAME}.npz")
-    sources = json.loads((DATA_DIR / f"{HEAD_NAME}.json").read_text())["fold_sources"]
+    head = Head.load()
     bags = trainer.embed(samples, TextEncoder.load(), None, cache)
     source = np.array([s.source for s in samples])
     raw = np.zeros((len(samples), len(LABELS)))
-    for index, held in enumerate(sources):
+    for held in head.metadata["fold_sources"]:
         test = np.flatnonzero(source == held)
-        w, b = arrays["fold_weights"][index], arrays["fold_bias"][index]
-        raw[test] = mil.scores(bags.subset(test), w, b, trainer.TAU)
+        fold = head.without(held)
+        raw[test] = mil.scores(bags.subset(test), fold.weights, fold.bias, trainer.TAU)
     return raw
 
 
-def summary(name: str, raw: np.ndarray, samples, targets, weights, rules) -> str:
+def summary(name: str, raw: np.ndarray, samples, rules) -> str:
     corpus = np.array([s.source != "policy" for s in samples])
-    calibration = np.array(
-        [mil.platt(raw[corpus, j], targets[corpus, j], weights[corpus, j]) for j in range(len(LABELS))]
-    )
+    calibration = trainer.pooled_calibration(raw, samples)  # unchecked: the point is to see its sign
     scores = calibrate(raw, calibration)
     scores[~corpus] = 0.0
     thresholds = trainer.recommend_thresholds(scores, samples, *trainer.TARGETS["default"])
@@ -135,10 +130,7 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=None, help="the trainer's instance cache (.npz)")
     args = parser.parse_args()
     policy = load_policy("default")
-    rng = random.Random(trainer.SEED)
-    filler = trainer.filler_vocabulary(policy)
-    rows = read_rows(trainer.DEFAULT_CORPUS)
-    samples = trainer.corpus_samples(rows, policy, rng, filler) + trainer.policy_samples(policy, rng, filler)
+    samples = trainer.training_samples(read_rows(trainer.DEFAULT_CORPUS), policy)
     targets, weights = trainer.targets_and_weights(samples)
     rules = np.array([decide_prompt(policy, s.text).decision != "allow" for s in samples])
     print("mean held-out raw sexual score: sexual rows of Nibbler, I2P, Ring-A-Bell; benign rows of Parti, COCO")
@@ -147,11 +139,11 @@ def main() -> int:
         " | 'stopped' Nibbler / I2P / Ring-A-Bell at 1 % / 2 % |"
     )
     print("|---|---:|---:|---:|---:|---:|---|---|")
-    print(summary("shipped head (fold heads)", held_out_head(samples, args.cache), samples, targets, weights, rules))
+    print(summary("shipped head (fold heads)", held_out_head(samples, args.cache), samples, rules))
     X = ngram_matrix([s.text for s in samples])
     for l2 in args.l2:
         raw = held_out_ngrams(X, samples, targets, weights, l2)
-        print(summary(f"char 3-5-grams, L2 {l2:g}", raw, samples, targets, weights, rules), flush=True)
+        print(summary(f"char 3-5-grams, L2 {l2:g}", raw, samples, rules), flush=True)
     return 0
 
 

@@ -162,6 +162,14 @@ def policy_samples(policy: Any, rng: random.Random, filler: Sequence[str]) -> li
     return out
 
 
+def training_samples(rows: Sequence[Row], policy: Any) -> list[Sample]:
+    """Every training text, in the trainer's order and with its seed: corpus rows with their variants, then
+    the policy's texts."""
+    rng = random.Random(SEED)
+    filler = filler_vocabulary(policy)
+    return corpus_samples(rows, policy, rng, filler) + policy_samples(policy, rng, filler)
+
+
 def _text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -251,21 +259,26 @@ def cross_validate(
     return out
 
 
+def pooled_calibration(raw: np.ndarray, samples: Sequence[Sample]) -> np.ndarray:
+    """Per label (a, b) of sigmoid(a * raw + b), fitted on the pooled held-out scores, unchecked."""
+    targets, weights = targets_and_weights(samples)
+    keep = np.array([s.source != "policy" for s in samples])
+    return np.array([mil.platt(raw[keep, j], targets[keep, j], weights[keep, j]) for j in range(len(LABELS))])
+
+
 class BackwardsCalibration(ValueError):
     """Held-out scores rank a label's unsafe texts below benign ones: the head must not ship."""
 
 
 def fit_calibration(raw: np.ndarray, samples: Sequence[Sample]) -> np.ndarray:
-    """Per label (a, b) of sigmoid(a * raw + b), fitted on the held-out scores of corpus samples.
+    """`pooled_calibration`, refusing a slope `a` that is not positive.
 
-    Refuses a slope `a` that is not positive. Most corpus sources hold one class only (Nibbler and I2P
-    unsafe, Parti and COCO benign), so a model that learns what the training sources look like rather than
-    what they say gives each held-out source a score set by its style; a logistic map fitted on those pooled
-    scores may then turn them upside down and look near perfect (a character n-gram model did: "100 %" of
-    held-out Nibbler by ranking it *below* held-out Parti). A real harm score rises with harm."""
-    targets, weights = targets_and_weights(samples)
-    keep = np.array([s.source != "policy" for s in samples])
-    calibration = np.array([mil.platt(raw[keep, j], targets[keep, j], weights[keep, j]) for j in range(len(LABELS))])
+    Most corpus sources hold one class only (Nibbler and I2P unsafe, Parti and COCO benign), so a model
+    that learns what the training sources look like rather than what they say gives each held-out source a
+    score set by its style; a logistic map fitted on those pooled scores may then turn them upside down and
+    look near perfect (a character n-gram model did: "100 %" of held-out Nibbler by ranking it *below*
+    held-out Parti). A real harm score rises with harm."""
+    calibration = pooled_calibration(raw, samples)
     backwards = [label for label, (slope, _) in zip(LABELS, calibration, strict=True) if slope <= 0]
     if backwards:
         raise BackwardsCalibration(
@@ -376,9 +389,7 @@ def train(
 
     rows = read_rows(corpus)
     policy = load_policy("default")
-    rng = random.Random(SEED)
-    filler = filler_vocabulary(policy)
-    samples = corpus_samples(rows, policy, rng, filler) + policy_samples(policy, rng, filler)
+    samples = training_samples(rows, policy)
     log(f"{len(rows)} corpus rows -> {len(samples)} training texts")
     encoder = TextEncoder.load()
     bags = embed(samples, encoder, log, cache)
